@@ -1,0 +1,3 @@
+from qrate.cli import main
+
+main()

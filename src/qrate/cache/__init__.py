@@ -1,0 +1,1 @@
+"""Persistent state: the SQLite index and the content-addressed preview store."""

@@ -1,0 +1,210 @@
+"""The SQLite index: one row per asset, keyed by the absolute path's bytes.
+
+WAL journal, a schema version in ``meta``, one transaction per batch (an interrupted run keeps
+every batch it committed). qrate never writes into the photo folders: the index lives under the
+user cache dir (``$XDG_CACHE_HOME/qrate/index.sqlite``) or where ``--db`` says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+
+import platformdirs
+
+from qrate.errors import FileError, IndexDbError
+from qrate.ir import Asset, display_path, path_key
+
+SCHEMA_VERSION = 1
+
+_SCALAR = [
+    "size", "mtime_ns", "ext", "kind", "container", "capture_time", "capture_ts", "capture_source",
+    "make", "model", "serial", "lens", "iso", "exposure_time", "f_number", "focal_length", "orientation",
+    "width", "height", "preview_source", "preview_width", "preview_height", "preview_key", "content_hash",
+    "hash_basis", "dhash", "phash", "features_version", "status",
+]
+_JSON = ["companions", "notes", "features"]
+_COLUMNS = ["path", "display", *_SCALAR, *_JSON, "error_code", "error_message"]
+assert set(_SCALAR + _JSON + ["path", "error"]) == {f.name for f in fields(Asset)}
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    display TEXT NOT NULL,
+    {", ".join(c + " " + ("INTEGER" if c in ("size", "mtime_ns", "iso", "orientation", "width", "height", "preview_width", "preview_height", "features_version") else "REAL" if c in ("capture_ts", "exposure_time", "f_number", "focal_length") else "TEXT") for c in _SCALAR)},
+    companions TEXT NOT NULL DEFAULT '[]',
+    notes TEXT NOT NULL DEFAULT '[]',
+    features TEXT,
+    error_code TEXT,
+    error_message TEXT
+);
+CREATE INDEX IF NOT EXISTS assets_capture ON assets (capture_ts);
+CREATE INDEX IF NOT EXISTS assets_size ON assets (size);
+"""
+
+
+def default_db_path() -> str:
+    return os.path.join(platformdirs.user_cache_dir("qrate", appauthor=False), "index.sqlite")
+
+
+def _prefix_range(root: str) -> tuple[bytes, bytes]:
+    """Byte range covering every path strictly below ``root``."""
+    key = path_key(os.path.abspath(root)).rstrip(b"/") + b"/"
+    return key, key[:-1] + b"0"  # '0' is the byte after '/'
+
+
+class Index:
+    def __init__(self, path: str | None) -> None:
+        """``path=None`` opens an in-memory index (``--no-cache``)."""
+        self.path = path
+        try:
+            if path is not None:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._init_schema()
+        except sqlite3.DatabaseError as e:
+            raise IndexDbError(f"cannot open the index {path}: {e}", hint="pass --db to use another file") from None
+        except OSError as e:
+            raise IndexDbError(f"cannot create the index at {path}: {e.strerror}", hint="pass --db PATH") from None
+
+    def _init_schema(self) -> None:
+        row = None
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            pass
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise IndexDbError(
+                f"the index {self.path} has schema version {row[0]}, this qrate uses {SCHEMA_VERSION}",
+                hint="use another --db (or delete that index file; it is only a cache)",
+            )
+        self.db.executescript(_DDL)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writes ----------------------------------------------------------------------------------
+    def upsert(self, assets: Iterable[Asset]) -> None:
+        cols = ", ".join(_COLUMNS)
+        marks = ", ".join("?" for _ in _COLUMNS)
+        update = ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS if c != "path")
+        sql = f"INSERT INTO assets ({cols}) VALUES ({marks}) ON CONFLICT(path) DO UPDATE SET {update}"
+        rows = [self._row(a) for a in assets]
+        with self.transaction():
+            self.db.executemany(sql, rows)
+
+    def transaction(self) -> "_Tx":
+        return _Tx(self.db)
+
+    def mark_missing(self, paths: Iterable[str]) -> int:
+        keys = [(path_key(p),) for p in paths]
+        with self.transaction():
+            self.db.executemany("UPDATE assets SET status='missing' WHERE path=?", keys)
+        return len(keys)
+
+    def set_hashes(self, items: Iterable[tuple[str, str, str]]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE assets SET content_hash=?, hash_basis=? WHERE path=?",
+                [(h, basis, path_key(p)) for p, h, basis in items],
+            )
+
+    def set_features(self, items: Iterable[tuple[str, dict, int, str, str]]) -> None:
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE assets SET features=?, features_version=?, dhash=?, phash=? WHERE path=?",
+                [(json.dumps(f, sort_keys=True), v, d, ph, path_key(p)) for p, f, v, d, ph in items],
+            )
+
+    # -- reads -----------------------------------------------------------------------------------
+    def known(self, roots: Iterable[str]) -> dict[str, tuple[int, int, str, str | None, str]]:
+        """path -> (size, mtime_ns, status, error_code, companions-json) for rows under ``roots``."""
+        out = {}
+        for lo, hi, exact in self._ranges(roots):
+            for key, size, mtime, status, err, comp in self.db.execute(
+                "SELECT path, size, mtime_ns, status, error_code, companions FROM assets "
+                "WHERE (path >= ? AND path < ?) OR path = ?",
+                (lo, hi, exact),
+            ):
+                out[os.fsdecode(key)] = (size, mtime, status, err, comp)
+        return out
+
+    def assets(self, roots: Iterable[str] | None = None, include_missing: bool = False) -> list[Asset]:
+        """Assets under ``roots`` (all when None), sorted by path bytes."""
+        cols = ", ".join(_COLUMNS)
+        where = "" if include_missing else " AND status != 'missing'"
+        result: dict[bytes, Asset] = {}
+        if roots is None:
+            cur: Iterator = self.db.execute(f"SELECT {cols} FROM assets WHERE 1=1{where}")
+            for row in cur:
+                result[row[0]] = self._asset(row)
+        else:
+            for lo, hi, exact in self._ranges(roots):
+                for row in self.db.execute(
+                    f"SELECT {cols} FROM assets WHERE ((path >= ? AND path < ?) OR path = ?){where}", (lo, hi, exact)
+                ):
+                    result[row[0]] = self._asset(row)
+        return [result[k] for k in sorted(result)]
+
+    def rows(self, roots: Iterable[str], columns: str, where: str = "1=1", args: tuple = ()) -> list[tuple]:
+        """Selected columns (``path`` decoded to str first) of rows under ``roots``, sorted by path."""
+        out: dict[bytes, tuple] = {}
+        for lo, hi, exact in self._ranges(roots):
+            for row in self.db.execute(
+                f"SELECT path, {columns} FROM assets WHERE ((path >= ? AND path < ?) OR path = ?) AND ({where})",
+                (lo, hi, exact, *args),
+            ):
+                out[row[0]] = (os.fsdecode(row[0]), *row[1:])
+        return [out[k] for k in sorted(out)]
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM assets").fetchone()[0]
+
+    # -- mapping ---------------------------------------------------------------------------------
+    @staticmethod
+    def _ranges(roots: Iterable[str]) -> list[tuple[bytes, bytes, bytes]]:
+        out = []
+        for r in roots:
+            lo, hi = _prefix_range(r)
+            out.append((lo, hi, path_key(os.path.abspath(r))))
+        return out
+
+    @staticmethod
+    def _row(a: Asset) -> tuple:
+        vals: list = [path_key(a.path), display_path(a.path)]
+        vals += [getattr(a, c) for c in _SCALAR]
+        vals += [json.dumps(a.companions), json.dumps(a.notes), None if a.features is None else json.dumps(a.features, sort_keys=True)]
+        vals += [a.error.code if a.error else None, a.error.message if a.error else None]
+        return tuple(vals)
+
+    @staticmethod
+    def _asset(row: tuple) -> Asset:
+        d = dict(zip(_COLUMNS, row))
+        kwargs = {c: d[c] for c in _SCALAR}
+        kwargs["companions"] = json.loads(d["companions"])
+        kwargs["notes"] = json.loads(d["notes"])
+        kwargs["features"] = json.loads(d["features"]) if d["features"] else None
+        err = FileError(d["error_code"], d["error_message"] or "") if d["error_code"] else None
+        return Asset(path=os.fsdecode(d["path"]), error=err, **kwargs)
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

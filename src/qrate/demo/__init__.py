@@ -1,0 +1,1 @@
+"""Synthetic shoots: camera-like DNG and JPEG files with known ground truth (demo, tests, benchmarks)."""

@@ -1,0 +1,95 @@
+"""The intermediate representation: one :class:`Asset` per photo, extended by later passes.
+
+An asset is keyed by its absolute path (never by bare file name). Paths are ``str`` as Python
+gives them: file names that are not valid UTF-8 carry surrogate escapes (``os.fsdecode``);
+:func:`path_key` turns a path into the bytes the index stores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from qrate.errors import FileError
+
+RAW_EXTS = frozenset(
+    "nef nrw cr2 cr3 crw arw sr2 srf raf orf rw2 pef dng iiq 3fr erf mrw x3f srw raw rwl mos kdc dcr mef gpr".split()
+)
+JPEG_EXTS = frozenset({"jpg", "jpeg"})
+TIFF_EXTS = frozenset({"tif", "tiff"})
+HEIF_EXTS = frozenset({"heic", "heif"})
+DEFAULT_EXTS = RAW_EXTS | JPEG_EXTS | TIFF_EXTS
+
+
+def kind_of_ext(ext: str) -> str:
+    if ext in RAW_EXTS:
+        return "raw"
+    if ext in JPEG_EXTS:
+        return "jpeg"
+    if ext in TIFF_EXTS:
+        return "tiff"
+    if ext in HEIF_EXTS:
+        return "heif"
+    return "other"
+
+
+def path_key(path: str) -> bytes:
+    return os.fsencode(path)
+
+
+def display_path(path: str) -> str:
+    """A printable form of a path: invalid UTF-8 bytes as \\xNN, control characters escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
+@dataclass(slots=True)
+class Asset:
+    path: str
+    size: int
+    mtime_ns: int
+    ext: str
+    kind: str  # raw | jpeg | tiff | heif
+    companions: list[str] = field(default_factory=list)
+    container: str | None = None  # what the content really is (jpeg, tiff, cr3, raf, ...)
+    # capture time
+    capture_time: str | None = None  # ISO 8601 (local wall clock, fraction and offset when known)
+    capture_ts: float | None = None  # seconds (wall clock read as UTC), for ordering and bursts
+    capture_source: str = "mtime"  # exif | exif_digitized | exiftool | mtime
+    # camera
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    lens: str | None = None
+    iso: int | None = None
+    exposure_time: float | None = None
+    f_number: float | None = None
+    focal_length: float | None = None
+    orientation: int | None = None
+    width: int | None = None
+    height: int | None = None
+    # preview
+    preview_source: str | None = None  # strategy:location, e.g. "tiff:IFD0.Sub1", "rawpy", "raw-decode"
+    preview_width: int | None = None  # of the embedded image chosen
+    preview_height: int | None = None
+    preview_key: str | None = None  # content address of the normalized preview in the cache
+    # hashes and features (filled by later passes)
+    content_hash: str | None = None
+    hash_basis: str | None = None  # "size_collision" | "full"
+    dhash: str | None = None
+    phash: str | None = None
+    features: dict[str, Any] | None = None
+    features_version: int | None = None
+    notes: list[str] = field(default_factory=list)
+    error: FileError | None = None
+    status: str = "ok"  # ok | error | missing
+
+    @property
+    def camera_key(self) -> str:
+        return "|".join(x or "" for x in (self.make, self.model, self.serial))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["error"] = self.error.to_dict() if self.error else None
+        return d

@@ -1,0 +1,294 @@
+"""Embedded-preview extraction: an ordered chain of small strategies, then a DCT-scaled decode.
+
+Chain (each strategy adds candidates; the chain stops as soon as one is large enough):
+
+1. ``container`` - the pure-Python readers: TIFF IFDs/SubIFDs (JpgFromRaw, PreviewImage,
+   ThumbnailImage), Nikon maker-note PreviewIFD, CR3 THMB/PRVW boxes, RAF/CRW/RW2 JPEGs.
+2. ``rawpy`` - LibRaw's ``extract_thumb()`` (also returns bitmap thumbnails).
+3. ``bytescan`` - search the first 64 MiB for embedded JPEGs (only when nothing usable was found).
+4. ``exiftool`` - ``exiftool -b -PreviewImage|-JpgFromRaw|-ThumbnailImage`` when it is on PATH
+   (only when nothing usable was found).
+5. ``raw-decode`` - a half-size LibRaw postprocess of the raw data, for RAW files whose pixels
+   decode but that carry no preview; recorded as such. Never used when a preview exists.
+
+The smallest candidate whose long edge is at least the analysis size wins (it decodes fastest);
+if none is that large, the largest usable one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image
+
+from qrate.errors import ReadError
+from qrate.readers.binary import Source
+from qrate.readers.container import MAX_PREVIEW_PIXELS, Candidate, Container
+from qrate.readers.jpeg import find_jpeg_end, jpeg_info
+
+ANALYSIS_EDGE = 1024  # long edge of the cached, normalized preview
+FEATURE_EDGE = 512  # long edge of the grayscale image features and hashes are computed on
+MIN_USABLE_EDGE = 64  # an embedded image smaller than this is a stub, not a preview
+BYTESCAN_LIMIT = 64 << 20
+EXIFTOOL_TIMEOUT = 20
+
+STRATEGIES = ("container", "rawpy", "bytescan", "exiftool", "raw-decode")
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(slots=True)
+class PreviewOptions:
+    target: int = ANALYSIS_EDGE
+    strategies: tuple[str, ...] = STRATEGIES
+
+
+@dataclass(slots=True)
+class Context:
+    path: str
+    src: Source
+    container: Container
+    is_raw: bool  # a RAW container (LibRaw may know it)
+
+
+def choose(cands: list[Candidate], target: int) -> Candidate | None:
+    """Smallest candidate with long edge >= target; else the largest; None if none is usable."""
+    usable = [c for c in cands if c.long_edge >= MIN_USABLE_EDGE]
+    if not usable:
+        return None
+    big = [c for c in usable if c.long_edge >= target]
+    if big:
+        return min(big, key=lambda c: (c.width * c.height, c.label))
+    return max(usable, key=lambda c: (c.width * c.height, c.label))
+
+
+# -- strategies -------------------------------------------------------------------------------
+def strat_container(ctx: Context) -> list[Candidate]:
+    return list(ctx.container.candidates)
+
+
+def strat_rawpy(ctx: Context) -> list[Candidate]:
+    if not ctx.is_raw:
+        return []
+    import rawpy
+
+    try:
+        with quiet_stderr(), rawpy.imread(ctx.path) as raw:
+            thumb = raw.extract_thumb()
+    except Exception:  # LibRaw errors are many and untyped; absence of a thumb is not an error here
+        return []
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        data = bytes(thumb.data)
+        try:
+            w, h = _jpeg_dims(data)
+        except ReadError:
+            return []
+        return [Candidate("rawpy", w, h, data=data)]
+    if thumb.format == rawpy.ThumbFormat.BITMAP:
+        img = Image.fromarray(thumb.data)
+        return [Candidate("rawpy:bitmap", img.width, img.height, image=img)]
+    return []
+
+
+def strat_bytescan(ctx: Context) -> list[Candidate]:
+    data = ctx.src.read_upto(0, BYTESCAN_LIMIT)
+    mem = Source(io.BytesIO(data), len(data))
+    out: list[Candidate] = []
+    pos = data.find(b"\xff\xd8\xff", 1 if ctx.container.kind == "jpeg" else 0)
+    for _ in range(64):
+        if pos < 0:
+            break
+        try:
+            info = jpeg_info(mem, pos)
+            end = find_jpeg_end(data, pos)
+            if info.decodable and end is not None and info.width * info.height <= MAX_PREVIEW_PIXELS:
+                out.append(Candidate(f"bytescan@{pos}", info.width, info.height, pos, end - pos))
+                pos = data.find(b"\xff\xd8\xff", end)
+                continue
+        except ReadError:
+            pass
+        pos = data.find(b"\xff\xd8\xff", pos + 3)
+    return out
+
+
+def strat_exiftool(ctx: Context) -> list[Candidate]:
+    exe = shutil.which("exiftool")
+    if exe is None:
+        return []
+    out = []
+    for tag in ("PreviewImage", "JpgFromRaw", "ThumbnailImage"):
+        try:
+            proc = subprocess.run(
+                [exe, "-b", f"-{tag}", "--", ctx.path], capture_output=True, timeout=EXIFTOOL_TIMEOUT, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return out
+        data = proc.stdout
+        if data[:3] == b"\xff\xd8\xff":
+            try:
+                w, h = _jpeg_dims(data)
+                out.append(Candidate(f"exiftool:{tag}", w, h, data=data))
+            except ReadError:
+                pass
+    return out
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence C-level writes to fd 2 (LibRaw prints decoder complaints there)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def strat_raw_decode(ctx: Context) -> list[Candidate]:
+    if not ctx.is_raw:
+        return []
+    import rawpy
+
+    try:
+        with quiet_stderr(), rawpy.imread(ctx.path) as raw:
+            visible = raw.raw_image_visible
+            if visible.size == 0 or int(visible.min()) == int(visible.max()):
+                return []  # stripped file: the raw area is constant, a decode would be a flat grey card
+            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+    except Exception:
+        return []
+    img = Image.fromarray(rgb)
+    return [Candidate("raw-decode", img.width, img.height, image=img, oriented=True)]
+
+
+_IMPL = {
+    "container": strat_container,
+    "rawpy": strat_rawpy,
+    "bytescan": strat_bytescan,
+    "exiftool": strat_exiftool,
+    "raw-decode": strat_raw_decode,
+}
+_ONLY_WHEN_NOTHING_USABLE = {"bytescan", "exiftool", "raw-decode"}
+
+
+def _jpeg_dims(data: bytes) -> tuple[int, int]:
+    info = jpeg_info(Source(io.BytesIO(data), len(data)), 0)
+    return info.width, info.height
+
+
+def gather(ctx: Context, opts: PreviewOptions) -> list[Candidate]:
+    cands: list[Candidate] = []
+    for name in opts.strategies:
+        best = choose(cands, opts.target)
+        if best is not None and best.long_edge >= opts.target:
+            break
+        if name in _ONLY_WHEN_NOTHING_USABLE and best is not None:
+            continue
+        cands.extend(_IMPL[name](ctx))
+    return cands
+
+
+# -- decoding ---------------------------------------------------------------------------------
+def decode(cand: Candidate, src: Source, orientation: int | None, target: int) -> Image.Image:
+    """Decode ``cand`` with DCT scaling, rotate it upright, shrink to ``target`` long edge."""
+    if cand.image is not None:
+        img = cand.image
+    else:
+        data = cand.data if cand.data is not None else src.read_at(cand.offset, cand.length)
+        try:
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > MAX_PREVIEW_PIXELS:
+                raise ReadError("decompression_bomb", f"preview claims {img.width}x{img.height} pixels")
+            scale = target / max(img.width, img.height)
+            if scale < 1:
+                img.draft("RGB", (max(1, int(img.width * scale + 0.999)), max(1, int(img.height * scale + 0.999))))
+            img.load()
+        except ReadError:
+            raise
+        except Image.DecompressionBombError as e:
+            raise ReadError("decompression_bomb", str(e)) from None
+        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on bad data
+            raise ReadError("corrupt", f"preview {cand.label} does not decode: {e}") from None
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    if not cand.oriented and orientation in _TRANSPOSE:
+        img = img.transpose(_TRANSPOSE[orientation])
+    if max(img.size) > target:
+        scale = target / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return img
+
+
+def extract(ctx: Context, orientation: int | None, opts: PreviewOptions) -> tuple[Image.Image, Candidate, list[str]]:
+    """Run the chain and decode the best candidate (falling back to the next on a decode error)."""
+    notes: list[str] = []
+    cands = gather(ctx, opts)
+    tried: set[int] = set()
+    last_error: ReadError | None = None
+    fallback_done = "raw-decode" not in opts.strategies or any(c.label == "raw-decode" for c in cands)
+    for _ in range(len(cands) + 1):
+        if not fallback_done and all(i in tried for i in range(len(cands))) and cands:
+            # every candidate failed to decode (e.g. a byte-scan false positive): last resort
+            fallback_done = True
+            cands.extend(strat_raw_decode(ctx))
+        pool = [c for i, c in enumerate(cands) if i not in tried]
+        best = choose(pool, opts.target)
+        if best is None:
+            break
+        tried.add(next(i for i, c in enumerate(cands) if c is best))
+        try:
+            return decode(best, ctx.src, orientation, opts.target), best, notes
+        except ReadError as e:
+            if e.code == "decompression_bomb":
+                raise
+            notes.append(e.message)
+            last_error = e
+    if last_error is not None:
+        raise ReadError("no_preview", f"no embedded preview decodes ({last_error.message})")
+    stubs = [c for c in cands if c.long_edge < MIN_USABLE_EDGE]
+    if ctx.container.kind == "jpeg" and any(c.label == "jpeg:self" for c in stubs):
+        s = next(c for c in stubs if c.label == "jpeg:self")
+        raise ReadError(
+            "no_preview", f"the image is only {s.width}x{s.height} pixels, too small to judge (metadata only)"
+        )
+    if stubs:
+        s = max(stubs, key=lambda c: c.long_edge)
+        raise ReadError(
+            "no_preview", f"only a {s.width}x{s.height} stub preview and no decodable raw data (metadata only)"
+        )
+    raise ReadError("no_preview", "no embedded preview and no decodable raw data (metadata only)")
+
+
+def encode_jpeg(img: Image.Image, quality: int = 85) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, optimize=False)
+    return buf.getvalue()
+
+
+def feature_image(img: Image.Image, edge: int = FEATURE_EDGE) -> Image.Image:
+    """Grayscale, long edge ``edge`` (never upscaled)."""
+    g = img.convert("L")
+    if max(g.size) > edge:
+        scale = edge / max(g.size)
+        g = g.resize((max(1, round(g.width * scale)), max(1, round(g.height * scale))), Image.Resampling.BILINEAR)
+    return g
