@@ -84,6 +84,8 @@ def _ingest(asset: Asset, opts: IngestOptions) -> IngestResult:
         src = Source(f, st.st_size, asset.path)
         container = probe(src)  # raises only for empty files, bad JPEGs and bombs
         asset.container = container.kind
+        if asset.kind == "raw" and container.kind == "jpeg":
+            asset.notes.append(f"the content is a JPEG although the extension says .{asset.ext}; indexed as a JPEG")
         md = container.metadata
         asset.notes.extend(container.notes)
         exiftool_dto = None

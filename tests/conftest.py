@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from qrate.demo.synth import ShootSpec, generate_shoot, render_scene, write_dng, write_jpeg
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+if os.environ.get("QRATE_SAMPLES"):
+    SAMPLES = Path(os.environ["QRATE_SAMPLES"])
+
+EXIF = {
+    "make": "NIKON CORPORATION", "model": "NIKON Z 9", "serial": "3001234", "lens": "NIKKOR Z 50mm f/1.8 S",
+    "datetime": "2026:11:14 10:00:00", "subsec": "25", "offset": "+01:00", "exposure": (1, 500),
+    "fnumber": 2.8, "iso": 400, "focal": 50.0, "orientation": 1,
+}
+
+
+@pytest.fixture
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real camera samples not found at {SAMPLES} (see shared/samples/SOURCES.md)")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def scene() -> Image.Image:
+    return render_scene(3, 1620, 1080)
+
+
+@pytest.fixture
+def dng(tmp_path, scene):
+    """Factory: write a synthetic DNG and return its path."""
+
+    def make(name="IMG_0001.DNG", image=None, exif=None, **kw) -> str:
+        path = str(tmp_path / name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_dng(path, image if image is not None else scene, {**EXIF, **(exif or {})}, **kw)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def jpeg(tmp_path, scene):
+    def make(name="IMG_0001.JPG", image=None, exif=None) -> str:
+        path = str(tmp_path / name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_jpeg(path, image if image is not None else scene, {**EXIF, **(exif or {})})
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _small_shoot(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shoot") / "shoot"
+    generate_shoot(str(root), ShootSpec(bursts=5, singletons=3, duplicates=2, pairs=2, seed=11,
+                                        width=1200, height=800, previews=(1200,)))
+    return root
+
+
+@pytest.fixture
+def shoot(_small_shoot, tmp_path) -> Path:
+    """A fresh copy of a small generated shoot (tests may modify it)."""
+    dst = tmp_path / "shoot"
+    shutil.copytree(_small_shoot, dst, copy_function=shutil.copy2)
+    return dst
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit_code, stdout, stderr)."""
+    from qrate.cli import run
+
+    def invoke(*args: str):
+        code = run([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

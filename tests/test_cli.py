@@ -1,0 +1,78 @@
+"""The command line: exit codes, one-line errors, JSON output, --db/--no-cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_index_then_status_json(cli, shoot, tmp_path):
+    db = tmp_path / "i.sqlite"
+    code, out, err = cli("index", shoot, "--db", db)
+    assert code == 0, err
+    assert "new" in err and "unchanged" in err
+    code, out, _ = cli("status", "--db", db, "--json")
+    s = json.loads(out)
+    assert code == 0
+    assert set(s) >= {"total", "ok", "errors", "missing", "previews", "by_format", "by_camera", "date_range",
+                      "exact_duplicates", "error_files", "missing_files", "by_preview_source", "by_capture_source"}
+    assert s["total"] == s["ok"] == s["previews"] and s["errors"] == 0
+    assert s["by_camera"] == {"NIKON CORPORATION NIKON Z 9": s["by_format"]["dng"] - s["by_camera"].get("Canon Canon EOS R6", 0),
+                              **({"Canon Canon EOS R6": s["by_camera"]["Canon Canon EOS R6"]} if "Canon Canon EOS R6" in s["by_camera"] else {})}
+    assert s["date_range"]["first"].startswith("2026-11-14T10:00:00")
+
+
+def test_partial_exit_code_and_error_listing(cli, shoot, tmp_path):
+    (shoot / "broken.nef").write_bytes(b"not a raw")
+    code, out, err = cli("index", shoot, "--db", tmp_path / "i.sqlite", "--json")
+    assert code == 3
+    assert json.loads(out)["errors"] == 1
+    code, out, _ = cli("status", "--db", tmp_path / "i.sqlite")
+    assert "not_an_image" in out and "broken.nef" in out
+
+
+def test_bad_path_is_one_line_usage_error(cli, tmp_path):
+    code, out, err = cli("index", tmp_path / "nope", "--db", tmp_path / "i.sqlite")
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[0].startswith("qrate: error: no such file or folder") and "Traceback" not in err
+
+
+def test_db_and_no_cache_conflict(cli, shoot, tmp_path):
+    code, _, err = cli("index", shoot, "--db", tmp_path / "i.sqlite", "--no-cache")
+    assert code == 2 and "cannot be combined" in err
+
+
+def test_no_cache_writes_nothing(cli, shoot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    code, _, err = cli("index", shoot, "--no-cache")
+    assert code == 0, err
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_default_db_under_xdg_cache(cli, shoot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("QRATE_DB", raising=False)
+    assert cli("index", shoot)[0] == 0
+    assert (tmp_path / "xdg" / "qrate" / "index.sqlite").exists()
+
+
+def test_unknown_index_schema_is_a_clean_error(cli, shoot, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "i.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', '999')")
+    code, _, err = cli("index", shoot, "--db", db)
+    assert code == 1 and "schema version 999" in err and "hint:" in err
+
+
+def test_console_script_runs_as_a_process(shoot, tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    p = subprocess.run([sys.executable, "-m", "qrate", "index", str(shoot), "-q"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([sys.executable, "-m", "qrate", "--help"], capture_output=True, text=True, env=env)
+    assert "Exit codes" in p.stdout and "partial" in p.stdout
