@@ -235,7 +235,7 @@ def decode(cand: Candidate, src: Source, orientation: int | None, target: int) -
     if max(img.size) > target:
         scale = target / max(img.size)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        img = img.resize(size, Image.Resampling.BOX)  # area average: a proper downscale, 2x faster than bilinear here
     return img
 
 
@@ -290,5 +290,5 @@ def feature_image(img: Image.Image, edge: int = FEATURE_EDGE) -> Image.Image:
     g = img.convert("L")
     if max(g.size) > edge:
         scale = edge / max(g.size)
-        g = g.resize((max(1, round(g.width * scale)), max(1, round(g.height * scale))), Image.Resampling.BILINEAR)
+        g = g.resize((max(1, round(g.width * scale)), max(1, round(g.height * scale))), Image.Resampling.BOX)
     return g
