@@ -67,8 +67,6 @@ def test_interrupted_run_keeps_committed_batches_and_resumes(shoot, tmp_path):
     import qrate.executor as ex
 
     db = tmp_path / "i.sqlite"
-    calls = {"n": 0}
-
     def progress(stage, done, total):
         if stage == "index" and done == 10:
             raise KeyboardInterrupt
@@ -87,7 +85,6 @@ def test_interrupted_run_keeps_committed_batches_and_resumes(shoot, tmp_path):
     assert r.unchanged == 10 and r.new == r.scanned - 10
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM assets").fetchone() == (r.scanned, r.scanned)
-    del calls
 
 
 def test_index_never_writes_into_photo_folders(shoot, tmp_path):

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from qrate.errors import FileError
-from qrate.ir import DEFAULT_EXTS, HEIF_EXTS, JPEG_EXTS, RAW_EXTS, kind_of_ext
+from qrate.ir import DEFAULT_EXTS, HEIF_EXTS, JPEG_EXTS, RAW_EXTS
 
 OUTPUT_MARKER = ".qrate-output"  # written by qrate into every folder it creates; scan skips them
 
@@ -139,7 +139,3 @@ def pair_companions(entries: list[ScanEntry]) -> list[ScanEntry]:
                 raws[0].companions.append(e.path)
                 absorbed.add(e.path)
     return [e for e in entries if e.path not in absorbed]
-
-
-def classify(entry: ScanEntry) -> str:
-    return kind_of_ext(entry.ext)
