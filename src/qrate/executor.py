@@ -26,6 +26,7 @@ from qrate.errors import FileError
 from qrate.ir import Asset
 from qrate.passes import features as features_mod
 from qrate.passes import hashes, preview
+from qrate.passes.cull import CullParams, CullResult, cull
 from qrate.passes.ingest import IngestOptions, IngestResult, ingest_one
 from qrate.passes.scan import ScanEntry, normalize_exts, scan
 
@@ -350,3 +351,15 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
         ],
         "missing_files": [display_path(a.path) for a in assets if a.status == "missing"],
     }
+
+
+# -- cull -----------------------------------------------------------------------------------------
+def run_cull(roots: list[str], ws: Workspace, params: CullParams) -> CullResult:
+    """Cull the indexed assets under ``roots`` (run :func:`run_index` first)."""
+
+    t = time.perf_counter()
+    assets = ws.index.assets([os.path.abspath(r) for r in roots])
+    load = time.perf_counter() - t
+    result = cull(assets, params)
+    result.timings = {"load": load, **result.timings}
+    return result

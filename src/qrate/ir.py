@@ -93,3 +93,45 @@ class Asset:
         d = asdict(self)
         d["error"] = self.error.to_dict() if self.error else None
         return d
+
+
+BUCKETS = ("best", "good", "maybe", "trash", "error")
+
+
+@dataclass(slots=True)
+class Decision:
+    """What culling decided about one asset, with the machine reasons for it."""
+
+    path: str
+    bucket: str  # one of BUCKETS
+    burst_id: int | None = None
+    burst_size: int | None = None
+    burst_rank: int | None = None  # 1 = best usable frame of its burst; None when not ranked
+    cluster_id: int | None = None
+    score: float | None = None
+    quality: float | None = None
+    score_detail: dict[str, Any] | None = None
+    flags: list[str] = field(default_factory=list)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    error: FileError | None = None
+
+    def to_dict(self, asset: Asset) -> dict[str, Any]:
+        """The record of ``qrate cull --json`` (docs/cli.md)."""
+        return {
+            "path": self.path,
+            "bucket": self.bucket,
+            "burst_id": self.burst_id,
+            "burst_size": self.burst_size,
+            "burst_rank": self.burst_rank,
+            "cluster_id": self.cluster_id,
+            "score": self.score,
+            "quality": self.quality,
+            "score_detail": self.score_detail,
+            "flags": list(self.flags),
+            "reasons": list(self.reasons),
+            "error": self.error.to_dict() if self.error else None,
+            "capture_time": asset.capture_time,
+            "capture_source": asset.capture_source,
+            "camera": " ".join(x for x in (asset.make, asset.model) if x) or None,
+            "features": asset.features,
+        }

@@ -1,0 +1,52 @@
+"""Machine reasons: stable codes with evidence numbers, attached to every culling decision.
+
+A reason is a plain dict ``{"code": ..., **evidence}``. :data:`CODES` is the closed set of codes;
+docs/reasons.md documents each one (a test fails when they differ), and ``qrate explain`` renders
+them. Add a code here, in docs/reasons.md and in a test that makes it appear, or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: code -> one-line meaning (the evidence keys are documented in docs/reasons.md)
+CODES: dict[str, str] = {
+    # selection
+    "best_of_burst": "ranked first (or within --keep-per-burst) among the usable frames of its burst",
+    "outranked_in_burst": "usable, but another frame of the same burst scored higher",
+    "top_n": "kept by --top: within the N best picks of the shoot",
+    "below_top_n": "a burst pick that fell outside --top N",
+    # grouping
+    "no_capture_time": "no camera capture time (only the file's mtime): kept out of bursts, a burst of its own",
+    "near_duplicate_of": "visually near-identical (perceptual hashes) to the photo picked from its cluster",
+    "exact_duplicate_of": "byte-identical to another file; only one copy is judged",
+    # technical flags (thresholds: qrate.passes.features.THRESHOLDS, docs/features.md)
+    "too_blurry": "sharpest tile's Laplacian variance below the blur threshold",
+    "too_dark": "mean luminance below the dark threshold",
+    "too_bright": "mean luminance above the bright threshold",
+    "clipped_highlights": "share of blown highlights above the threshold",
+    "clipped_shadows": "share of crushed shadows above the threshold",
+    "noisy": "noise estimate above the threshold (lower at high ISO)",
+    "softer_than_burst": "much less detail than the sharpest frame of the same burst",
+    "soft_flags": "two or more soft flags at once",
+    # hard filters from options
+    "below_min_sharpness": "sharpness below --min-sharpness",
+    "above_max_clip": "clipped share above --max-clip",
+    # not judged
+    "file_error": "the file could not be read; nothing was judged",
+    "not_judged": "indexed without features (no usable preview); nothing was judged",
+}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 4) if math.isfinite(v) else None
+    return v
+
+
+def reason(code: str, **evidence: Any) -> dict[str, Any]:
+    """A reason dict. Raises ``KeyError`` for a code not in :data:`CODES`."""
+    if code not in CODES:
+        raise KeyError(f"undocumented reason code {code!r}")
+    return {"code": code, **{k: _clean(v) for k, v in evidence.items()}}

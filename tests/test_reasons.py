@@ -1,0 +1,71 @@
+"""Reason codes: the closed set in code equals docs/reasons.md, and every code can be produced."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from qrate.executor import IndexOptions, Workspace, run_cull, run_index
+from qrate.passes.cull import CullParams, cull
+from qrate.passes.reasons import CODES, reason
+from tests.cullkit import asset, flip
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "reasons.md"
+
+
+def documented() -> set[str]:
+    return set(re.findall(r"^\| `([a-z_]+)` \|", DOC.read_text(), flags=re.M))
+
+
+def test_code_set_matches_the_docs():
+    assert documented() == set(CODES)
+
+
+def test_unknown_codes_cannot_be_emitted():
+    with pytest.raises(KeyError):
+        reason("made_up_code", x=1)
+
+
+def emitted(result) -> set[str]:
+    return {r["code"] for d in result.decisions for r in d.reasons}
+
+
+def test_every_code_is_produced_by_some_input():
+    h = "0f0f0f0f0f0f0f0f"
+    burst = [
+        asset("/s/a0.nef", 0.0, sharp=1500, dhash=h),
+        asset("/s/a1.nef", 0.2, sharp=1300, dhash=flip(h, 2)),
+        asset("/s/a2.nef", 0.4, sharp=40, dhash=flip(h, 3)),
+        asset("/s/a3.nef", 0.6, sharp=1250, clip_high=0.08, dhash=flip(h, 4)),
+        asset("/s/a4.nef", 0.8, sharp=1200, clip_low=0.2, noise=6.0, dhash=flip(h, 5)),
+        asset("/s/a5.nef", 1.0, mean=20, dhash=flip(h, 6)),
+        asset("/s/a6.nef", 1.2, mean=240, clip_high=0.5, dhash=flip(h, 7)),
+        asset("/s/a7.nef", 1.4, sharp=200, dhash=flip(h, 1)),
+    ]
+    others = [
+        asset("/s/b0.nef", 100.0, sharp=3000, dhash="123456789abcdef0"),
+        asset("/s/b1.nef", 700.0, sharp=2000, dhash=flip("123456789abcdef0", 2)),
+        asset("/s/c.nef", None, source="mtime", dhash="fedcba9876543210"),
+        asset("/s/d.nef", 300, sharp=90, dhash="ffff0000ffff0000"),
+        asset("/s/e.nef", 400, clip_low=0.5, dhash="0000ffff0000ffff"),
+        asset("/x/dup1.nef", 500, content_hash="same", dhash="aaaaaaaaaaaaaaaa"),
+        asset("/y/dup2.nef", 500, content_hash="same", dhash="aaaaaaaaaaaaaaaa"),
+        asset("/s/err.nef", 0, error="truncated"),
+    ]
+    nofeat = asset("/s/nofeat.nef", 0)
+    nofeat.features = None
+    everything = burst + others + [nofeat]
+    seen = emitted(cull(everything, CullParams(top=2, min_sharpness=100, max_clip=0.3, dedupe_global=True)))
+    seen |= emitted(cull(everything))
+    assert seen == set(CODES), f"never produced: {set(CODES) - seen}"
+
+
+def test_codes_emitted_on_a_real_shoot_are_documented(shoot):
+    with Workspace(None) as ws:
+        run_index([str(shoot)], ws, IndexOptions(workers=1))
+        res = run_cull([str(shoot)], ws, CullParams(top=5, dedupe_global=True))
+    seen = emitted(res)
+    assert seen <= documented()
+    assert {"best_of_burst", "outranked_in_burst", "exact_duplicate_of", "top_n", "below_top_n"} <= seen
