@@ -76,3 +76,42 @@ def test_console_script_runs_as_a_process(shoot, tmp_path):
     assert p.returncode == 0, p.stderr
     p = subprocess.run([sys.executable, "-m", "qrate", "--help"], capture_output=True, text=True, env=env)
     assert "Exit codes" in p.stdout and "partial" in p.stdout
+
+
+# -- qrate cull --------------------------------------------------------------------------------------
+CULL_KEYS = {"path", "bucket", "burst_id", "cluster_id", "score", "features", "flags", "reasons", "error"}
+
+
+def test_cull_json_records(cli, shoot, tmp_path):
+    import json
+
+    code, out, err = cli("cull", shoot, "--db", tmp_path / "i.sqlite", "--json")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    truth = json.loads((shoot / "truth.json").read_text())["files"]
+    companions = sum(1 for t in truth if t["companion"])
+    assert len(records) == len(truth)  # one record per asset (companion JPEGs travel with their RAW)
+    assert companions > 0
+    for r in records:
+        assert CULL_KEYS <= r.keys()
+        assert r["bucket"] in {"best", "good", "maybe", "trash", "error"}
+        assert r["reasons"] and all("code" in x for x in r["reasons"])
+    assert "best" in err and "bursts" in err  # the summary goes to stderr with --json
+    # the same command again gives the same records (warm index)
+    code, out2, _ = cli("cull", shoot, "--db", tmp_path / "i.sqlite", "--json")
+    assert out2 == out
+
+
+def test_cull_summary_and_partial_exit(cli, shoot, tmp_path):
+    (shoot / "card1" / "BROKEN.DNG").write_bytes(b"II*\x00" + b"\x00" * 10)
+    code, out, err = cli("cull", shoot, "--no-cache", "--keep-per-burst", "2", "--top", "3")
+    assert code == 3
+    assert "best" in out and "trash" in out and "error" in out
+    assert "could not be judged" in out
+
+
+def test_cull_options_are_validated(cli, shoot):
+    code, _, err = cli("cull", shoot, "--no-cache", "--dedupe-hamming", "40")
+    assert code == 2 and "dedupe-hamming" in err
+    code, _, err = cli("cull", shoot, "--no-cache", "--max-clip", "1.5")
+    assert code == 2

@@ -47,7 +47,7 @@ def _root(
     pass
 
 
-from qrate.cli import demo_cmd, index_cmd  # noqa: E402,F401  (registers commands)
+from qrate.cli import cull_cmd, demo_cmd, index_cmd  # noqa: E402,F401  (registers commands)
 
 
 def run(argv: list[str] | None = None) -> int:

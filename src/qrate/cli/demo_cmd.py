@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import typer
@@ -10,7 +11,8 @@ from qrate.cli import app
 from qrate.cli.common import progress_bar, stderr, stdout
 from qrate.demo.synth import ShootSpec, generate_shoot
 from qrate.errors import EXIT_OK, EXIT_PARTIAL
-from qrate.executor import IndexOptions, Workspace, run_index, status_summary
+from qrate.executor import IndexOptions, Workspace, run_cull, run_index, status_summary
+from qrate.passes.cull import CullParams
 
 
 @app.command()
@@ -22,7 +24,7 @@ def demo(
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0 = one per CPU)."),
 ) -> None:
     """Generate a synthetic shoot (DNGs with previews and EXIF, bursts, blur/exposure variants,
-    RAW+JPEG pairs, exact duplicates) and index it."""
+    RAW+JPEG pairs, exact duplicates), index it and cull it; compare the picks with the truth."""
     shoot = os.path.join(out, "shoot")
     if not os.path.exists(os.path.join(shoot, "truth.json")):
         stderr.print(f"generating a synthetic shoot in {shoot} ...")
@@ -30,6 +32,7 @@ def demo(
     with Workspace(os.path.join(out, "index.sqlite")) as ws, progress_bar() as prog:
         report = run_index([shoot], ws, IndexOptions(workers=workers), prog)
         s = status_summary(ws, [shoot])
+        result = run_cull([shoot], ws, CullParams())
     stdout.print(
         f"indexed {report.scanned} assets in {report.timings['total']:.2f}s "
         f"({report.new} new, {report.unchanged} unchanged): {s['ok']} ok, {s['errors']} errors, "
@@ -37,5 +40,28 @@ def demo(
         f"{s['exact_duplicates']['groups']} exact-duplicate groups"
     )
     stdout.print(f"cameras: {s['by_camera']}")
-    stdout.print(f"index: {s['index']}  (try: qrate status --db {s['index']})")
+    stdout.print(f"cull: {result.counts()} in {result.timings.get('total', 0):.2f}s; "
+                 f"{result.bursts} bursts ({result.multi_frame_bursts} with several frames), "
+                 f"{result.clusters} near-duplicate clusters")
+    hits, total = _picks_vs_truth(shoot, result)
+    stdout.print(f"best-of-burst: picked the clean frame in {hits} of {total} generated bursts")
+    stdout.print(f"index: {s['index']}  (try: qrate cull {shoot} --db {s['index']} --json)")
     raise typer.Exit(EXIT_PARTIAL if s["errors"] else EXIT_OK)
+
+
+def _picks_vs_truth(shoot: str, result) -> tuple[int, int]:
+    truth = json.loads(open(os.path.join(shoot, "truth.json")).read())["files"]
+    bucket = {os.path.relpath(a.path, shoot): d.bucket for a, d in zip(result.assets, result.decisions)}
+    copies: dict[str, list[str]] = {}
+    for t in truth:
+        if t["duplicate_of"]:
+            copies.setdefault(t["duplicate_of"], []).append(t["path"])
+    bursts: dict[int, list[dict]] = {}
+    for t in truth:
+        if t["burst"] >= 0 and not t["duplicate_of"]:
+            bursts.setdefault(t["burst"], []).append(t)
+    hits = 0
+    for frames in bursts.values():
+        best = [t for t in frames if any(bucket.get(p) == "best" for p in [t["path"], *copies.get(t["path"], [])])]
+        hits += len(best) == 1 and best[0]["is_best"]
+    return hits, len(bursts)
