@@ -90,3 +90,59 @@ def test_warm_rerun_reads_nothing(indexed):
     with Workspace(str(db)) as ws:
         r = run_index([str(SAMPLES)], ws, IndexOptions(workers=2))
     assert r.new == r.changed == 0 and r.unchanged == len(assets)
+
+
+# -- culling on real sequences ---------------------------------------------------------------------
+def _cull(indexed, sub, **kw):
+    from qrate.executor import run_cull
+    from qrate.passes.cull import CullParams
+    from tests.conftest import SAMPLES
+
+    _, _, _, db = indexed
+    with Workspace(str(db)) as ws:
+        res = run_cull([str(SAMPLES / sub)], ws, CullParams(**kw))
+    return {a.path[len(str(SAMPLES / sub)) + 1 :]: d for a, d in zip(res.assets, res.decisions)}
+
+
+def test_raw_io_aeb_bracket_is_one_burst_and_the_middle_exposure_wins(indexed):
+    """Canon 5D III AEB -2/0/+2 EV within one second (group D of group_labels.csv): 14.jpg is 0 EV."""
+    d = _cull(indexed, "raw-io/group")
+    assert d["14.jpg"].burst_id == d["15.jpg"].burst_id == d["16.jpg"].burst_id
+    assert d["14.jpg"].bucket == "best"
+    assert d["15.jpg"].bucket == "trash" and "too_dark" in d["15.jpg"].flags
+    # the Canon 70D ambient bracket (group B): the mid exposure 08.jpg is the pick of its burst
+    assert d["06.jpg"].burst_id == d["07.jpg"].burst_id == d["08.jpg"].burst_id == d["09.jpg"].burst_id
+    assert d["08.jpg"].bucket == "best"
+
+
+def test_raw_io_cameras_are_never_mixed(indexed):
+    d = _cull(indexed, "raw-io/group", burst_seconds=1e9)  # any gap: only the camera separates bursts
+    cams = {"A": "01 02 03 04 05", "BC": "06 07 08 09 10 11 12 13", "D": "14 15 16", "E": "17 18", "F": "19 20 21 22 23 24"}
+    ids = {k: {d[f"{n}.jpg"].burst_id for n in v.split()} for k, v in cams.items()}
+    assert all(len(v) == 1 for v in ids.values()), ids
+    assert len(set().union(*ids.values())) == len(cams)
+
+
+def test_sharp_real_photo_beats_its_defocused_and_motion_blurred_copies(tmp_path):
+    import datetime as dt
+
+    from qrate.demo.synth import real_scene_burst
+    from qrate.executor import run_cull
+    from qrate.passes.cull import CullParams
+    from tests.conftest import SAMPLES
+
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real camera samples not found at {SAMPLES}")
+    sources = ["raw-io/group/02.jpg", "raw-io/group/18.jpg", "metadata-extractor-images/Nikon_D90.jpg",
+               "metadata-extractor-images/Apple_iPhone_6.jpg"]
+    kinds = {}
+    for k, rel in enumerate(sources):
+        for path, kind in real_scene_burst(str(SAMPLES / rel), str(tmp_path / "b"), f"s{k}",
+                                           dt.datetime(2026, 1, 1, 12, k, 0)):
+            kinds[path] = (k, kind)
+    with Workspace(None) as ws:
+        run_index([str(tmp_path / "b")], ws, IndexOptions(workers=2))
+        res = run_cull([str(tmp_path / "b")], ws, CullParams())
+    picks = {kinds[a.path][0]: kinds[a.path][1] for a, d in zip(res.assets, res.decisions) if d.bucket == "best"}
+    assert picks == {k: "sharp" for k in range(len(sources))}
+    assert res.multi_frame_bursts == len(sources)

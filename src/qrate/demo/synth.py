@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from qrate.demo.tiffwriter import ASCII, BYTE, LONG, RATIONAL, SHORT, SRATIONAL, TiffBuilder, exif_block, exif_entries, insert_app1
 
@@ -336,3 +337,59 @@ def generate_shoot(out_dir: str, spec: ShootSpec | None = None) -> list[FileTrut
     with open(os.path.join(out_dir, "truth.json"), "w") as f:
         json.dump({"spec": asdict(spec), "files": [asdict(x) for x in truths]}, f, indent=1)
     return truths
+
+
+# -- bursts made from real photographs --------------------------------------------------------------
+def defocus(img: Image.Image, radius: float) -> Image.Image:
+    """Lens defocus: convolution with a uniform disc of ``radius`` pixels (FFT)."""
+    from scipy.signal import fftconvolve
+
+    r = max(1, int(math.ceil(radius)))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = ((xx**2 + yy**2) <= radius**2).astype(np.float32)
+    disc /= disc.sum()
+    a = np.asarray(img.convert("RGB"), dtype=np.float32)
+    out = np.stack([fftconvolve(a[:, :, c], disc, mode="same") for c in range(3)], axis=2)
+    # fftconvolve pads with zeros: renormalize the borders
+    ones = fftconvolve(np.ones(a.shape[:2], np.float32), disc, mode="same")
+    out /= np.maximum(ones, 1e-6)[:, :, None]
+    return Image.fromarray(out.clip(0, 255).round().astype(np.uint8), "RGB")
+
+
+REAL_VARIANTS = (
+    ("sharp", 0.0),
+    ("defocus", 1 / 400),  # disc radius as a share of the long edge (about 5 px at 1920 px)
+    ("defocus_mild", 1 / 900),
+    ("motion", 1 / 120),  # motion length as a share of the long edge (16 px at 1920 px)
+    ("motion_mild", 1 / 300),
+)
+
+
+def real_scene_burst(src: str, out_dir: str, stem: str, start: dt.datetime, variants=REAL_VARIANTS) -> list[tuple[str, str]]:
+    """A burst made from one real photograph: the original and defocused / motion-blurred copies.
+
+    Frames are JPEGs 0.3 s apart with the same camera EXIF, in a shuffled (deterministic) order so
+    the sharp frame is not always the first. Returns ``[(path, variant), ...]``.
+    """
+    with Image.open(src) as im:
+        img = ImageOps.exif_transpose(im).convert("RGB")
+    long_edge = max(img.size)
+    rng = np.random.default_rng(sum(stem.encode()))
+    order = rng.permutation(len(variants))
+    out = []
+    os.makedirs(out_dir, exist_ok=True)
+    for k, vi in enumerate(order):
+        kind, amount = variants[vi]
+        if kind.startswith("defocus"):
+            frame = defocus(img, amount * long_edge)
+        elif kind.startswith("motion"):
+            frame = _motion_blur(img, max(2, int(round(amount * long_edge))), horizontal=k % 2 == 0)
+        else:
+            frame = img
+        t = start + dt.timedelta(seconds=0.3 * k)
+        exif = {"make": "qrate", "model": "real-scene burst", "serial": stem,
+                "datetime": t.strftime("%Y:%m:%d %H:%M:%S"), "subsec": f"{t.microsecond // 10000:02d}"}
+        path = os.path.join(out_dir, f"{stem}_{k + 1:02d}.jpg")
+        write_jpeg(path, frame, exif, quality=92)
+        out.append((path, kind))
+    return out
