@@ -1,10 +1,12 @@
 """Near-duplicate clustering on 64-bit perceptual hashes (dHash, pHash).
 
-* Candidate pairs come from multi-index hashing (:func:`mih_pairs`): the 64 bits are split into
-  ``t // 2 + 1`` chunks; two hashes within Hamming distance ``t`` must agree on some chunk up to one
-  bit (pigeonhole), so only keys equal to a chunk or one bit away are probed. The cost grows with
-  the number of true matches, not with n squared. ``benchmarks/bench_cull.py`` measures it on
-  20,000 hashes.
+* Within a burst, all pairs are compared (bursts over 256 frames use multi-index hashing): the
+  cost is the sum of squared burst sizes, not the square of the shoot.
+* Across bursts (``global_pass``) candidates come from multi-index hashing (:func:`mih_pairs`):
+  the 64 bits are split into ``t // 2 + 1`` chunks; two hashes within Hamming distance ``t`` must
+  agree on some chunk up to one bit (pigeonhole), so only keys equal to a chunk or one bit away are
+  probed, and candidates are verified probe by probe. ``benchmarks/bench_cull.py`` measures it on
+  20,000 hashes against brute force.
 * Within a burst, two frames are near-duplicates when **either** hash distance is <= t (frames of
   one burst already share camera and time). Across bursts (``global_pass``), **both** must be <= t.
 * Byte-identical files (same content hash) are always one cluster.
@@ -75,14 +77,30 @@ def mih_pairs(codes: np.ndarray, t: int, valid: np.ndarray | None = None) -> tup
             offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
             right = order[np.repeat(lo, cnt) + offs]
             keep = left < right
-            found.append(left[keep] * n + right[keep])
+            left, right = left[keep], right[keep]
+            close = popcount(c[left] ^ c[right]) <= t  # verify now: candidates never pile up
+            found.append(left[close] * n + right[close])
     if not found:
         return empty, empty, empty
-    pairs = np.unique(np.concatenate(found))
+    pairs = np.unique(np.concatenate(found))  # a pair can match on several chunks
     a, b = pairs // n, pairs % n
-    d = popcount(c[a] ^ c[b])
-    ok = d <= t
-    return idx[a[ok]], idx[b[ok]], d[ok]
+    return idx[a], idx[b], popcount(c[a] ^ c[b])
+
+
+def burst_pairs(codes: np.ndarray, valid: np.ndarray, members: Sequence[int], t: int) -> list[tuple[int, int]]:
+    """Pairs (i < j) of one burst's members within distance t: all pairs for small bursts,
+    multi-index hashing for large ones (a burst of thousands of frames from a long sequence)."""
+    m = np.array([i for i in members if valid[i]], dtype=np.int64)
+    if len(m) < 2:
+        return []
+    if len(m) > 256:
+        a, b, _ = mih_pairs(codes[m], t)
+        pairs = zip(m[a].tolist(), m[b].tolist())
+    else:
+        d = popcount(codes[m][:, None] ^ codes[m][None, :])
+        a, b = np.nonzero(np.triu(d <= t, k=1))
+        pairs = zip(m[a].tolist(), m[b].tolist())
+    return [(min(x, y), max(x, y)) for x, y in pairs]
 
 
 def pair_distance(codes: np.ndarray, i: int, j: int) -> int:
@@ -123,14 +141,19 @@ def cluster(
     uf = UnionFind(n)
     dc, dv = to_codes(dhash)
     pc, pv = to_codes(phash)
-    dpairs = mih_pairs(dc, t, dv)
-    ppairs = mih_pairs(pc, t, pv)
-    by_d = {(int(a), int(b)) for a, b in zip(dpairs[0], dpairs[1])}
-    by_p = {(int(a), int(b)) for a, b in zip(ppairs[0], ppairs[1])}
-    for a, b in by_d | by_p:
-        same_burst = burst_of[a] is not None and burst_of[a] == burst_of[b]
-        if same_burst or (global_pass and (a, b) in by_d and (a, b) in by_p):
+    members: dict[int, list[int]] = {}
+    for i, b in enumerate(burst_of):
+        if b is not None:
+            members.setdefault(b, []).append(i)
+    for ms in members.values():  # within a burst: either hash
+        for a, b in burst_pairs(dc, dv, ms, t) + burst_pairs(pc, pv, ms, t):
             uf.union(a, b)
+    if global_pass:  # across bursts: candidates from dHash, confirmed by pHash
+        a_idx, b_idx, _ = mih_pairs(dc, t, dv & pv)
+        if len(a_idx):
+            ok = popcount(pc[a_idx] ^ pc[b_idx]) <= t
+            for a, b in zip(a_idx[ok].tolist(), b_idx[ok].tolist()):
+                uf.union(a, b)
     for g in exact_groups:
         g = list(g)
         for x in g[1:]:
