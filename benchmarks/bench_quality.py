@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 
-from qrate.demo.synth import ShootSpec, generate_shoot, real_scene_burst
+from qrate.demo.synth import ShootSpec, best_of_burst_hits, generate_shoot, real_scene_burst
 from qrate.executor import IndexOptions, Workspace, run_cull, run_index
 from qrate.passes.cull import CullParams
 
@@ -52,19 +52,11 @@ def evaluate_shoot(shoot: str, db: str, params: CullParams) -> dict:
     for t in originals:
         if t["burst"] >= 0:
             by_burst[t["burst"]].append(t)
-    copies = defaultdict(list)  # byte-identical copies: qrate judges one of them, whichever path sorts first
-    for t in files:
-        if t["duplicate_of"]:
-            copies[t["duplicate_of"]].append(t["path"])
     hits = {"qrate": 0, "first_frame": 0, "largest_file": 0}
-    misses = []
+    hits["qrate"], _, missed = best_of_burst_hits(truth, {p: d.bucket for p, (_, d) in rec.items()})
+    misses = [{"burst": b, "frames": [(t["path"], t["variant"]["kind"], rec[t["path"]][1].bucket, rec[t["path"]][1].score)
+                                      for t in by_burst[b]]} for b in missed]
     for b, ts in by_burst.items():
-        best = [t for t in ts if any(rec[p][1].bucket == "best" for p in [t["path"], *copies[t["path"]]])]
-        if len(best) == 1 and best[0]["is_best"]:
-            hits["qrate"] += 1
-        else:
-            misses.append({"burst": b, "picked": [(t["path"], t["variant"]["kind"]) for t in best],
-                           "frames": [(t["path"], t["variant"]["kind"], rec[t["path"]][1].score) for t in ts]})
         first = min(ts, key=lambda t: (t["time"], t["path"]))
         hits["first_frame"] += first["is_best"]
         largest = max(ts, key=lambda t: (rec[t["path"]][0].size, t["path"]))

@@ -18,21 +18,7 @@ def feats(sharp=1000.0, mean=120.0, noise=1.0, clip_high=0.0, clip_low=0.0, p1=2
          "sharpness_center": sharp / 2, "mean": mean, "p1": p1, "p50": int(mean), "p99": p99,
          "clip_low": clip_low, "clip_high": clip_high, "noise": noise, "iso": iso, "edge_density": 0.2,
          "entropy": 7.0}
-    t = features_mod.THRESHOLDS
-    flags = []
-    if sharp < t["too_blurry_sharpness"]:
-        flags.append("too_blurry")
-    if mean < t["too_dark_mean"]:
-        flags.append("too_dark")
-    if mean > t["too_bright_mean"]:
-        flags.append("too_bright")
-    if clip_high > t["clipped_highlights_share"]:
-        flags.append("clipped_highlights")
-    if clip_low > t["clipped_shadows_share"]:
-        flags.append("clipped_shadows")
-    if noise > (t["noisy_sigma_high_iso"] if iso and iso >= t["high_iso"] else t["noisy_sigma"]):
-        flags.append("noisy")
-    f["flags"] = flags
+    f["flags"] = features_mod.flags_for(sharp, mean, clip_high, clip_low, noise, iso)
     return f
 
 

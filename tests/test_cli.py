@@ -115,3 +115,23 @@ def test_cull_options_are_validated(cli, shoot):
     assert code == 2 and "dedupe-hamming" in err
     code, _, err = cli("cull", shoot, "--no-cache", "--max-clip", "1.5")
     assert code == 2
+
+
+def test_demo_indexes_culls_and_scores_its_picks(cli, tmp_path):
+    code, out, err = cli("demo", "--dir", tmp_path / "d", "--bursts", "3", "--singletons", "1", "--workers", "1")
+    assert code == 0, err
+    assert "picked the clean frame in 3 of 3 generated bursts" in out
+    assert "'best': " in out
+
+
+def test_json_line_keeps_non_utf8_names_recoverable():
+    import json
+    import os
+
+    from qrate.cli.cull_cmd import json_line
+
+    name = os.fsdecode(b"/photos/caf\xe9.nef")
+    line = json_line({"path": name})
+    line.encode("utf-8")  # printable as UTF-8
+    assert os.fsencode(json.loads(line)["path"]) == b"/photos/caf\xe9.nef"
+    assert json_line({"path": "/photos/café.nef"}) == '{"path": "/photos/café.nef"}'

@@ -236,3 +236,16 @@ def test_same_results_whatever_the_worker_count(shoot, tmp_path):
             records.append([d.to_dict(a) for a, d in zip(res.assets, res.decisions)])
     assert records[0] == records[1]
     assert any(r["bucket"] == "best" for r in records[0])
+
+
+def test_best_of_burst_hits_counts_a_backup_copy_for_its_original():
+    from qrate.demo.synth import best_of_burst_hits
+
+    truth = [
+        {"path": "c/1", "burst": 0, "is_best": True, "duplicate_of": None},
+        {"path": "c/2", "burst": 0, "is_best": False, "duplicate_of": None},
+        {"path": "b/1", "burst": 0, "is_best": True, "duplicate_of": "c/1"},
+        {"path": "c/3", "burst": 1, "is_best": True, "duplicate_of": None},
+        {"path": "c/4", "burst": 1, "is_best": False, "duplicate_of": None},
+    ]
+    assert best_of_burst_hits(truth, {"b/1": "best", "c/1": "trash", "c/2": "good", "c/3": "good", "c/4": "best"}) == (1, 2, [1])

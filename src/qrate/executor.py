@@ -356,7 +356,6 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
 # -- cull -----------------------------------------------------------------------------------------
 def run_cull(roots: list[str], ws: Workspace, params: CullParams) -> CullResult:
     """Cull the indexed assets under ``roots`` (run :func:`run_index` first)."""
-
     t = time.perf_counter()
     assets = ws.index.assets([os.path.abspath(r) for r in roots])
     load = time.perf_counter() - t

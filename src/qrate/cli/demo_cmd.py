@@ -9,7 +9,7 @@ import typer
 
 from qrate.cli import app
 from qrate.cli.common import progress_bar, stderr, stdout
-from qrate.demo.synth import ShootSpec, generate_shoot
+from qrate.demo.synth import ShootSpec, best_of_burst_hits, generate_shoot
 from qrate.errors import EXIT_OK, EXIT_PARTIAL
 from qrate.executor import IndexOptions, Workspace, run_cull, run_index, status_summary
 from qrate.passes.cull import CullParams
@@ -43,25 +43,11 @@ def demo(
     stdout.print(f"cull: {result.counts()} in {result.timings.get('total', 0):.2f}s; "
                  f"{result.bursts} bursts ({result.multi_frame_bursts} with several frames), "
                  f"{result.clusters} near-duplicate clusters")
-    hits, total = _picks_vs_truth(shoot, result)
+    with open(os.path.join(shoot, "truth.json")) as f:
+        truth = json.load(f)["files"]
+    bucket_of = {os.path.relpath(a.path, shoot): d.bucket for a, d in zip(result.assets, result.decisions)}
+    hits, total, _ = best_of_burst_hits(truth, bucket_of)
     stdout.print(f"best-of-burst: picked the clean frame in {hits} of {total} generated bursts")
     stdout.print(f"index: {s['index']}  (try: qrate cull {shoot} --db {s['index']} --json)")
     raise typer.Exit(EXIT_PARTIAL if s["errors"] else EXIT_OK)
 
-
-def _picks_vs_truth(shoot: str, result) -> tuple[int, int]:
-    truth = json.loads(open(os.path.join(shoot, "truth.json")).read())["files"]
-    bucket = {os.path.relpath(a.path, shoot): d.bucket for a, d in zip(result.assets, result.decisions)}
-    copies: dict[str, list[str]] = {}
-    for t in truth:
-        if t["duplicate_of"]:
-            copies.setdefault(t["duplicate_of"], []).append(t["path"])
-    bursts: dict[int, list[dict]] = {}
-    for t in truth:
-        if t["burst"] >= 0 and not t["duplicate_of"]:
-            bursts.setdefault(t["burst"], []).append(t)
-    hits = 0
-    for frames in bursts.values():
-        best = [t for t in frames if any(bucket.get(p) == "best" for p in [t["path"], *copies.get(t["path"], [])])]
-        hits += len(best) == 1 and best[0]["is_best"]
-    return hits, len(bursts)

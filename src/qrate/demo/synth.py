@@ -393,3 +393,25 @@ def real_scene_burst(src: str, out_dir: str, stem: str, start: dt.datetime, vari
         write_jpeg(path, frame, exif, quality=92)
         out.append((path, kind))
     return out
+
+
+def best_of_burst_hits(truth_files: list[dict], bucket_of: dict[str, str]) -> tuple[int, int, list[int]]:
+    """How many generated bursts got exactly one ``best`` frame and it is the clean one.
+
+    ``truth_files`` is ``truth.json``'s ``files``; ``bucket_of`` maps each relative path to its
+    bucket. A byte-identical backup copy stands for its original (qrate judges whichever copy's
+    path sorts first). Returns (hits, bursts, ids of the missed bursts).
+    """
+    copies: dict[str, list[str]] = {}
+    bursts: dict[int, list[dict]] = {}
+    for t in truth_files:
+        if t["duplicate_of"]:
+            copies.setdefault(t["duplicate_of"], []).append(t["path"])
+        elif t["burst"] >= 0:
+            bursts.setdefault(t["burst"], []).append(t)
+    missed = []
+    for b, frames in sorted(bursts.items()):
+        best = [t for t in frames if any(bucket_of.get(p) == "best" for p in [t["path"], *copies.get(t["path"], [])])]
+        if not (len(best) == 1 and best[0]["is_best"]):
+            missed.append(b)
+    return len(bursts) - len(missed), len(bursts), missed

@@ -15,6 +15,7 @@ dependence on worker counts or on the order of its input. Bucket rules (docs/cul
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter, defaultdict
@@ -80,19 +81,6 @@ class CullResult:
     def flag_counts(self) -> dict[str, int]:
         c = Counter(f for d in self.decisions for f in d.flags)
         return {k: c[k] for k in sorted(c)}
-
-    def summary(self) -> dict:
-        return {
-            "assets": len(self.assets),
-            "buckets": self.counts(),
-            "flags": self.flag_counts(),
-            "bursts": self.bursts,
-            "multi_frame_bursts": self.multi_frame_bursts,
-            "clusters": self.clusters,
-            "params": self.params,
-            "thresholds": dict(features_mod.THRESHOLDS),
-            "score_constants": dict(score_mod.CONSTANTS),
-        }
 
 
 def _judged(a: Asset) -> bool:
@@ -218,7 +206,7 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
         if len(cands) >= 2:
             ref = max(scores[i].acuity for i in cands)
             for i in cands:
-                ratio = pow(2.718281828459045, scores[i].acuity - ref)
+                ratio = math.exp(scores[i].acuity - ref)
                 if ratio < params.soft_ratio:
                     dec[i].flags.append("softer_than_burst")
                     dec[i].reasons.append(reason("softer_than_burst", detail_ratio=ratio, threshold=params.soft_ratio,

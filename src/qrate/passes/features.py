@@ -85,6 +85,27 @@ def noise_estimate(a: np.ndarray) -> float:
     return float(np.quantile(sig, NOISE_QUANTILE)) if sig.size >= 8 else 0.0
 
 
+def flags_for(sharpness: float, mean: float, clip_high: float, clip_low: float, noise: float,
+              iso: int | None) -> list[str]:
+    """The flags of a set of feature values, by :data:`THRESHOLDS` (documented in docs/features.md)."""
+    t = THRESHOLDS
+    flags = []
+    if sharpness < t["too_blurry_sharpness"]:
+        flags.append("too_blurry")
+    if mean < t["too_dark_mean"]:
+        flags.append("too_dark")
+    if mean > t["too_bright_mean"]:
+        flags.append("too_bright")
+    if clip_high > t["clipped_highlights_share"]:
+        flags.append("clipped_highlights")
+    if clip_low > t["clipped_shadows_share"]:
+        flags.append("clipped_shadows")
+    noise_limit = t["noisy_sigma_high_iso"] if iso and iso >= t["high_iso"] else t["noisy_sigma"]
+    if noise > noise_limit:
+        flags.append("noisy")
+    return flags
+
+
 def compute(gray: Image.Image, iso: int | None = None) -> dict:
     """Features and flags of one grayscale image. Pure and deterministic."""
     a = np.asarray(gray, dtype=np.float32)
@@ -129,21 +150,7 @@ def compute(gray: Image.Image, iso: int | None = None) -> dict:
     centre = grad[ch : h - ch, cw : w - cw]
     edge_density = float((centre > 8.0).mean()) if centre.size else 0.0
 
-    t = THRESHOLDS
-    flags = []
-    if sharp_tile < t["too_blurry_sharpness"]:
-        flags.append("too_blurry")
-    if mean < t["too_dark_mean"]:
-        flags.append("too_dark")
-    if mean > t["too_bright_mean"]:
-        flags.append("too_bright")
-    if clip_high > t["clipped_highlights_share"]:
-        flags.append("clipped_highlights")
-    if clip_low > t["clipped_shadows_share"]:
-        flags.append("clipped_shadows")
-    noise_limit = t["noisy_sigma_high_iso"] if iso and iso >= t["high_iso"] else t["noisy_sigma"]
-    if noise_sigma > noise_limit:
-        flags.append("noisy")
+    flags = flags_for(sharp_tile, mean, clip_high, clip_low, noise_sigma, iso)
 
     def r(x: float, n: int = 3) -> float:
         return float(round(x, n)) if math.isfinite(x) else 0.0

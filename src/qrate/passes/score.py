@@ -66,8 +66,6 @@ class Score:
 
     def to_dict(self) -> dict[str, float | dict[str, float]]:
         return {
-            "score": round(self.score, 4),
-            "quality": round(self.quality, 4),
             "acuity": round(self.acuity, 4),
             "sharpness_rel": round(self.rel, 4),
             "sharpness_z": round(self.z, 4),
