@@ -122,6 +122,10 @@ def test_demo_indexes_culls_and_scores_its_picks(cli, tmp_path):
     assert code == 0, err
     assert "picked the clean frame in 3 of 3 generated bursts" in out
     assert "'best': " in out
+    exported = tmp_path / "d" / "out"
+    assert {"best", "good", "maybe", "trash", "manifest.jsonl", "summary.json", "export.txt"} <= set(os.listdir(exported))
+    sidecars = [n for n in os.listdir(exported / "best") if n.endswith(".xmp")]
+    assert len((exported / "export.txt").read_text().splitlines()) == len(sidecars) > 0
 
 
 def test_json_line_keeps_non_utf8_names_recoverable():

@@ -47,3 +47,30 @@ def test_every_command_documented():
     for cmd in app.registered_commands:
         name = cmd.name or cmd.callback.__name__
         assert f"`qrate {name}" in text, name
+
+
+def test_every_option_documented():
+    import typer.main
+
+    from qrate.cli import app
+
+    text = (DOCS / "cli.md").read_text()
+    group = typer.main.get_command(app)
+    missing = []
+    for name, cmd in group.commands.items():
+        for p in cmd.params:
+            for opt in (*p.opts, *p.secondary_opts):
+                if opt.startswith("--") and f"`{opt}" not in text and f"{opt}" not in text:
+                    missing.append(f"{name} {opt}")
+    assert not missing, missing
+
+
+def test_export_doc_names_every_owned_xmp_property_and_error_code():
+    from qrate.backends import xmp
+
+    text = (DOCS / "export.md").read_text()
+    names = {uri: p for p, uri in xmp.PREFIXES.items()}
+    for ns, local in xmp.OWNED:
+        assert f"`{names[ns]}:{local}`" in text, local
+    for code in ("dest_exists", "vanished", "unwritable", "sidecar_unreadable", "io_error"):
+        assert f"`{code}`" in text, code

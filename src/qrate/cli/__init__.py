@@ -6,6 +6,7 @@ files have per-file errors, listed by ``qrate status``), 130 interrupted (commit
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -47,7 +48,21 @@ def _root(
     pass
 
 
-from qrate.cli import cull_cmd, demo_cmd, index_cmd  # noqa: E402,F401  (registers commands)
+from qrate.cli import cull_cmd, demo_cmd, export_cmd, index_cmd  # noqa: E402,F401  (registers commands)
+
+
+def command_names() -> set[str]:
+    import typer.main
+
+    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def rewrite_legacy(argv: list[str]) -> list[str]:
+    """``qrate INPUT_DIR ...`` (the original entry point) means ``qrate cull INPUT_DIR ...``: when
+    the first argument is not a command or an option but an existing folder."""
+    if argv and not argv[0].startswith("-") and argv[0] not in command_names() and os.path.isdir(argv[0]):
+        return ["cull", *argv]
+    return argv
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -55,6 +70,7 @@ def run(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
+        argv = rewrite_legacy(argv)
         app(args=argv, prog_name="qrate")  # standalone: usage errors and typer.Exit end in SystemExit
         return 0
     except SystemExit as e:

@@ -7,6 +7,8 @@ import os
 
 import typer
 
+from qrate import __version__
+from qrate.backends.export import ExportOptions, export_cull
 from qrate.cli import app
 from qrate.cli.common import progress_bar, stderr, stdout
 from qrate.demo.synth import ShootSpec, best_of_burst_hits, generate_shoot
@@ -24,7 +26,8 @@ def demo(
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0 = one per CPU)."),
 ) -> None:
     """Generate a synthetic shoot (DNGs with previews and EXIF, bursts, blur/exposure variants,
-    RAW+JPEG pairs, exact duplicates), index it and cull it; compare the picks with the truth."""
+    RAW+JPEG pairs, exact duplicates), index it, cull it and export the buckets to DIR/out;
+    compare the picks with the truth."""
     shoot = os.path.join(out, "shoot")
     if not os.path.exists(os.path.join(shoot, "truth.json")):
         stderr.print(f"generating a synthetic shoot in {shoot} ...")
@@ -33,6 +36,8 @@ def demo(
         report = run_index([shoot], ws, IndexOptions(workers=workers), prog)
         s = status_summary(ws, [shoot])
         result = run_cull([shoot], ws, CullParams())
+        xreport = export_cull(result, ExportOptions(out_dir=os.path.abspath(os.path.join(out, "out"))),
+                              roots=[os.path.abspath(shoot)], version=__version__, progress=prog)
     stdout.print(
         f"indexed {report.scanned} assets in {report.timings['total']:.2f}s "
         f"({report.new} new, {report.unchanged} unchanged): {s['ok']} ok, {s['errors']} errors, "
@@ -48,6 +53,9 @@ def demo(
     bucket_of = {os.path.relpath(a.path, shoot): d.bucket for a, d in zip(result.assets, result.decisions)}
     hits, total, _ = best_of_burst_hits(truth, bucket_of)
     stdout.print(f"best-of-burst: picked the clean frame in {hits} of {total} generated bursts")
+    c = xreport.changes
+    stdout.print(f"exported to {xreport.out_dir}: best/ good/ maybe/ trash/ (hardlinks + XMP sidecars), "
+                 f"manifest.jsonl, summary.json, export.txt ({c['added']} added, {c['unchanged']} unchanged)")
     stdout.print(f"index: {s['index']}  (try: qrate cull {shoot} --db {s['index']} --json)")
-    raise typer.Exit(EXIT_PARTIAL if s["errors"] else EXIT_OK)
+    raise typer.Exit(EXIT_PARTIAL if s["errors"] or xreport.errors else EXIT_OK)
 

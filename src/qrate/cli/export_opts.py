@@ -1,0 +1,59 @@
+"""Export options shared by ``qrate cull`` (and the legacy entry point) and ``qrate export``."""
+
+from __future__ import annotations
+
+import typer
+
+from qrate.backends.export import EXPORT_BUCKETS, ExportOptions
+from qrate.backends.xmp import parse_mark
+from qrate.errors import UsageError
+
+
+def export_mode_option():
+    return typer.Option("hardlink", "--export", help="How photos enter the bucket folders: hardlink (falls back to copy "
+                        "across devices), symlink or copy.")
+
+
+def xmp_naming_option():
+    return typer.Option("basename", "--xmp-naming", help="basename: IMG_1.xmp (Lightroom, Capture One); "
+                        "full: IMG_1.NEF.xmp (darktable, digiKam).")
+
+
+def xmp_in_place_option():
+    return typer.Option(False, "--xmp-in-place", help="Write sidecars beside the originals (merged into existing "
+                        "ones, with a backup) instead of beside the exported copies.")
+
+
+def xmp_map_option():
+    return typer.Option(None, "--xmp-map", help="Bucket mark, BUCKET=RATING[,COLOUR][,pick|reject], e.g. "
+                        "best=4,Red,pick (repeat per bucket; defaults: best=5,Green,pick good=3 maybe=2,Yellow "
+                        "trash=-1,reject).")
+
+
+def buckets_option(default: str):
+    return typer.Option(default, "--buckets", help="Comma-separated buckets to export (best, good, maybe, trash).")
+
+
+def parse_buckets(text: str) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(b.strip().lower() for b in text.split(",") if b.strip()))
+    bad = [b for b in out if b not in EXPORT_BUCKETS]
+    if bad or not out:
+        raise UsageError(f"--buckets: unknown bucket {', '.join(bad) or '(none)'}",
+                         hint=f"choose from {', '.join(EXPORT_BUCKETS)}")
+    return out
+
+
+def parse_marks(specs: list[str] | None):
+    marks = []
+    for s in specs or []:
+        try:
+            marks.append(parse_mark(s))
+        except ValueError as e:
+            raise UsageError(f"--xmp-map: {e}") from None
+    return tuple(marks)
+
+
+def build(**kw) -> ExportOptions:
+    opts = ExportOptions(**kw)
+    opts.validate()
+    return opts
