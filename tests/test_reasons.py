@@ -59,6 +59,7 @@ def test_every_code_is_produced_by_some_input():
     everything = burst + others + [nofeat]
     seen = emitted(cull(everything, CullParams(top=2, min_sharpness=100, max_clip=0.3, dedupe_global=True)))
     seen |= emitted(cull(everything))
+    seen |= emitted(cull(everything, CullParams(reject_flags=("noisy", "softer_than_burst"), min_quality=1e6)))
     assert seen == set(CODES), f"never produced: {set(CODES) - seen}"
 
 

@@ -42,6 +42,8 @@ class CullParams:
     max_clip: float | None = None  # largest allowed share of clipped pixels (highlights or shadows)
     soft_ratio: float = 0.35  # softer_than_burst: detail below this share of the burst's sharpest frame
     weights: tuple[tuple[str, float], ...] = ()  # overrides of score.WEIGHTS
+    reject_flags: tuple[str, ...] = ()  # soft flags that trash a frame, as hard flags do
+    min_quality: float | None = None  # picks whose quality is lower are not picked
 
     def validate(self) -> None:
         if self.burst_seconds < 0:
@@ -57,6 +59,9 @@ class CullParams:
         unknown = {k for k, _ in self.weights} - set(score_mod.WEIGHTS)
         if unknown:
             raise ValueError(f"unknown score weight(s): {', '.join(sorted(unknown))}")
+        bad = set(self.reject_flags) - set(SOFT_FLAGS)
+        if bad:
+            raise ValueError(f"reject_flags takes soft flags ({', '.join(SOFT_FLAGS)}), not {', '.join(sorted(bad))}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -172,6 +177,10 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
         hard = [fl for fl in dec[i].flags if fl in features_mod.HARD_FLAGS]
         if hard:
             dec[i].bucket = "trash"
+        for fl in dec[i].flags:
+            if fl in params.reject_flags:
+                dec[i].bucket = "trash"
+                dec[i].reasons.append(reason("rejected_flag", flag=fl))
         if params.min_sharpness is not None and f["sharpness"] < params.min_sharpness:
             dec[i].bucket = "trash"
             dec[i].reasons.append(reason("below_min_sharpness", sharpness=f["sharpness"], min=params.min_sharpness))
@@ -211,6 +220,12 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
                     dec[i].flags.append("softer_than_burst")
                     dec[i].reasons.append(reason("softer_than_burst", detail_ratio=ratio, threshold=params.soft_ratio,
                                                  burst=bid))
+                    if "softer_than_burst" in params.reject_flags:
+                        dec[i].bucket = "trash"
+                        dec[i].reasons.append(reason("rejected_flag", flag="softer_than_burst"))
+            cands = [i for i in cands if dec[i].bucket != "trash"]
+            if not cands:
+                continue
         for rank, i in enumerate(cands, start=1):
             dec[i].burst_rank = rank
         chosen: list[int] = []
@@ -256,6 +271,15 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
                 _bucket_unpicked(dec[i])
             else:
                 kept_by_cluster.setdefault(k, i)
+        picks = [i for i in picks if dec[i].bucket == "best"]
+
+    # --min-quality: picks below it are not picks
+    if params.min_quality is not None:
+        for i in picks:
+            if scores[i].quality < params.min_quality:
+                dec[i].reasons = [r for r in dec[i].reasons if r["code"] != "best_of_burst"]
+                dec[i].reasons.insert(0, reason("below_min_quality", quality=scores[i].quality, min=params.min_quality))
+                _bucket_unpicked(dec[i])
         picks = [i for i in picks if dec[i].bucket == "best"]
 
     # --top N over the shoot, by quality

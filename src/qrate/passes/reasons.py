@@ -17,6 +17,7 @@ CODES: dict[str, str] = {
     "outranked_in_burst": "usable, but another frame of the same burst scored higher",
     "top_n": "kept by --top: within the N best picks of the shoot",
     "below_top_n": "a burst pick that fell outside --top N",
+    "below_min_quality": "a burst pick whose quality is below the plan's selection.min_score",
     # grouping
     "no_capture_time": "no camera capture time (only the file's mtime): kept out of bursts, a burst of its own",
     "near_duplicate_of": "visually near-identical (perceptual hashes) to the photo picked from its cluster",
@@ -33,6 +34,7 @@ CODES: dict[str, str] = {
     # hard filters from options
     "below_min_sharpness": "sharpness below --min-sharpness",
     "above_max_clip": "clipped share above --max-clip",
+    "rejected_flag": "a soft flag the plan rejects (filter exclude_flags) was raised",
     # not judged
     "file_error": "the file could not be read; nothing was judged",
     "not_judged": "indexed without features (no usable preview); nothing was judged",
