@@ -362,3 +362,88 @@ def run_cull(roots: list[str], ws: Workspace, params: CullParams) -> CullResult:
     result = cull(assets, params)
     result.timings = {"load": load, **result.timings}
     return result
+
+
+# -- plans ----------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class PlanRun:
+    """What executing a plan produced: the cull of the photos in scope, and who was left out."""
+
+    result: CullResult
+    excluded: dict[str, str]  # path -> filter op
+    index_report: IndexReport | None
+    roots: list[str]
+
+
+def params_from_plan(plan) -> CullParams:
+    """The one mapping from a plan to culling parameters (the CLI flags build plans too)."""
+    weights = tuple((k, v) for k, v in plan.scoring.weights.model_dump().items() if v is not None)
+    reject: list[str] = []
+    for f in plan.filters_of("exclude_flags"):
+        reject.extend(x for x in f.flags if x not in reject)
+    min_sharp = [f.value for f in plan.filters_of("min_sharpness")]
+    max_clip = [f.value for f in plan.filters_of("max_clip")]
+    return CullParams(
+        burst_seconds=plan.grouping.burst_seconds, dedupe_hamming=plan.grouping.dedupe_hamming,
+        dedupe_global=bool(plan.filters_of("exclude_near_duplicates")), keep_per_burst=plan.selection.per_burst,
+        top=plan.selection.top, min_sharpness=max(min_sharp) if min_sharp else None,
+        max_clip=min(max_clip) if max_clip else None, weights=weights, reject_flags=tuple(reject),
+        min_quality=plan.selection.min_score,
+    )
+
+
+def check_plan_supported(plan) -> None:
+    """Fail before any work when a filter needs an optional extra that is not installed."""
+    from qrate.errors import MissingExtraError
+    from qrate.plan.models import EXTRA_OPS
+
+    for f in plan.filters:
+        if f.op in EXTRA_OPS:
+            feature, extra = EXTRA_OPS[f.op]
+            err = MissingExtraError(f"the filter '{f.op}' ({feature})", extra)
+            err.message = (f"the filter '{f.op}' needs {feature}, from the optional '{extra}' extra, which this "
+                           "installation does not have; nothing was read")
+            err.hint = ("drop the words that asked for it (`qrate plan ...` shows the filter), or see "
+                        "docs/plan-language.md, 'Filters that need extras'")
+            raise err
+
+
+def _sidecar_ratings(assets: list[Asset]) -> dict[str, int | None]:
+    from qrate.readers.xmpread import rating
+
+    out: dict[str, int | None] = {}
+    for a in assets:
+        stem = os.path.splitext(a.path)[0]
+        value = None
+        for cand in (a.path + ".xmp", stem + ".xmp", a.path + ".XMP", stem + ".XMP"):
+            try:
+                with open(cand, "rb") as f:
+                    value = rating(f.read(32 << 20))
+                break
+            except OSError:
+                continue
+        out[a.path] = value
+    return out
+
+
+def run_plan(plan, roots: list[str], ws: Workspace, opts: IndexOptions | None = None,
+             progress: Progress | None = None, index: bool = True) -> PlanRun:
+    """Execute a validated plan: index (incrementally) -> scope filters -> cull. Fixed order."""
+    check_plan_supported(plan)
+    params = params_from_plan(plan)
+    params.validate()
+    roots = [os.path.abspath(r) for r in roots]
+    if opts is None:
+        opts = IndexOptions(exts=normalize_exts(plan.source.extensions) if plan.source.extensions else
+                            normalize_exts(None))
+    report = run_index(roots, ws, opts, progress) if index else None
+    from qrate.passes.scope import apply_scope
+
+    t = time.perf_counter()
+    assets = ws.index.assets(roots)
+    ratings = _sidecar_ratings(assets) if plan.filters_of("min_rating") else {}
+    kept, excluded = apply_scope(assets, plan.filters, ratings)
+    load = time.perf_counter() - t
+    result = cull(kept, params)
+    result.timings = {"load": load, **result.timings}
+    return PlanRun(result=result, excluded=excluded, index_report=report, roots=roots)

@@ -646,21 +646,42 @@ def summary_dict(result, opts: ExportOptions, plan_hash: str, version: str, timi
     }
 
 
+def options_from_plan(plan) -> ExportOptions | None:
+    """The export a plan asks for (None: it writes nothing)."""
+    o = plan.outputs
+    if not (o.out_dir or o.list_file or o.xmp.in_place):
+        return None
+    out_dir = os.path.abspath(os.path.expanduser(o.out_dir)) if o.out_dir else None
+    return ExportOptions(
+        out_dir=out_dir, mode=o.export, buckets=tuple(o.buckets), files=bool(out_dir),
+        xmp=o.xmp.enabled and (bool(out_dir) or o.xmp.in_place), xmp_naming=o.xmp.naming,
+        xmp_in_place=o.xmp.in_place and o.xmp.enabled, manifest=o.manifest and bool(out_dir),
+        marks=tuple((b, XmpMark(m.rating, m.color, m.pick)) for b, m in o.xmp.marks.items()),
+        list_path=os.path.abspath(os.path.expanduser(o.list_file)) if o.list_file else None,
+    )
+
+
+def plan_hash_of(plan) -> str:
+    return hashlib.sha256(plan.canonical_json().encode()).hexdigest()[:16]
+
+
 def export_cull(result, opts: ExportOptions, *, roots: Sequence[str], version: str,
-                timings: dict[str, float] | None = None, progress: Progress | None = None) -> ExportReport:
+                timings: dict[str, float] | None = None, progress: Progress | None = None,
+                plan_hash: str | None = None, extra_summary: dict | None = None) -> ExportReport:
     """Export a :class:`~qrate.passes.cull.CullResult`: files and sidecars, then manifest,
     summary and list -- the manifest last, so it describes what is on disk."""
     opts.validate()
     if opts.list_path:
         check_list_path(opts.list_path, result.assets)
-    plan_hash = canonical_hash({"cull": result.params, "export": opts.to_dict()})
+    plan_hash = plan_hash or canonical_hash({"cull": result.params, "export": opts.to_dict()})
     report = export(result.assets, result.decisions, opts, roots=roots, toolkit=f"qrate {version}",
                     progress=progress)
     t = time.perf_counter()
     records = manifest_records(result.assets, result.decisions, report, opts, plan_hash, version)
     all_timings = {**(timings or {}), **{f"cull_{k}": v for k, v in result.timings.items()},
                    "export": report.timings.get("place", 0.0)}
-    write_outputs(records, summary_dict(result, opts, plan_hash, version, all_timings), opts, report)
+    write_outputs(records, {**summary_dict(result, opts, plan_hash, version, all_timings), **(extra_summary or {})},
+                  opts, report)
     report.timings["write"] = time.perf_counter() - t
     report.plan_hash = plan_hash
     return report

@@ -48,7 +48,7 @@ def _root(
     pass
 
 
-from qrate.cli import cull_cmd, demo_cmd, export_cmd, index_cmd  # noqa: E402,F401  (registers commands)
+from qrate.cli import cull_cmd, demo_cmd, export_cmd, index_cmd, run_cmd  # noqa: E402,F401  (registers commands)
 
 
 def command_names() -> set[str]:
@@ -58,11 +58,14 @@ def command_names() -> set[str]:
 
 
 def rewrite_legacy(argv: list[str]) -> list[str]:
-    """``qrate INPUT_DIR ...`` (the original entry point) means ``qrate cull INPUT_DIR ...``: when
-    the first argument is not a command or an option but an existing folder."""
-    if argv and not argv[0].startswith("-") and argv[0] not in command_names() and os.path.isdir(argv[0]):
+    """The first argument decides (docs/cli.md): a command name keeps its meaning; an existing
+    folder means the original entry point ``qrate cull INPUT_DIR ...``; any other word is an intent,
+    ``qrate "TEXT" ...`` = ``qrate run "TEXT" ...``."""
+    if not argv or argv[0].startswith("-") or argv[0] in command_names():
+        return argv
+    if os.path.isdir(argv[0]):
         return ["cull", *argv]
-    return argv
+    return ["run", *argv]
 
 
 def run(argv: list[str] | None = None) -> int:

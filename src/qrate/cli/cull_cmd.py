@@ -5,20 +5,16 @@ the list of picks. ``qrate INPUT_DIR --out export.txt`` (the original entry poin
 from __future__ import annotations
 
 import os
-import sys
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from qrate import __version__
-from qrate.backends.export import export_cull, json_line
+from qrate.backends.export import json_line  # noqa: F401  (re-exported for tests)
 from qrate.cli import app, export_opts
-from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths, open_workspace, progress_bar, stderr, stdout
-from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
-from qrate.executor import IndexOptions, run_cull, run_index
-from qrate.ir import BUCKETS
-from qrate.passes.cull import CullParams
+from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths
+from qrate.cli.plan_exec import execute
+from qrate.errors import UsageError
+from qrate.frontend.plans import Built, validate
 from qrate.passes.scan import normalize_exts
 
 
@@ -53,63 +49,47 @@ def cull(
     Exit code 3 (partial) when some files could not be read (bucket "error") or exported.
     """
     roots = check_paths(paths)
-    exporting = bool(out_dir or out or xmp_in_place)
-    eopts = None
-    if exporting:
-        eopts = export_opts.build(
-            out_dir=os.path.abspath(out_dir) if out_dir else None, mode=export,
-            buckets=export_opts.parse_buckets(buckets), files=bool(out_dir), xmp=xmp and (bool(out_dir) or xmp_in_place),
-            xmp_naming=xmp_naming, xmp_in_place=xmp_in_place, marks=export_opts.parse_marks(xmp_map),
-            manifest=bool(out_dir), list_path=os.path.abspath(out) if out else None,
-        )
     exts = normalize_exts(ext)
     if not exts:
         raise UsageError("--ext names no extension")
-    params = CullParams(
-        burst_seconds=burst_seconds, dedupe_hamming=dedupe_hamming, dedupe_global=dedupe_global,
-        keep_per_burst=keep_per_burst, top=top, min_sharpness=min_sharpness, max_clip=max_clip,
+    plan = flags_plan(
+        roots=roots, ext=ext, burst_seconds=burst_seconds, dedupe_hamming=dedupe_hamming,
+        dedupe_global=dedupe_global, keep_per_burst=keep_per_burst, top=top, min_sharpness=min_sharpness,
+        max_clip=max_clip, out_dir=out_dir, out=out, export=export, buckets=buckets, xmp=xmp,
+        xmp_naming=xmp_naming, xmp_in_place=xmp_in_place, xmp_map=xmp_map,
     )
-    try:
-        params.validate()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    with open_workspace(db, no_cache) as ws, progress_bar(quiet or json_out) as prog:
-        report = run_index(roots, ws, IndexOptions(exts=exts, workers=workers), prog)
-        result = run_cull(roots, ws, params)
-        xreport = None
-        if eopts is not None:
-            xreport = export_cull(result, eopts, roots=roots, version=__version__,
-                                  timings={f"index_{k}": v for k, v in report.timings.items()}, progress=prog)
-    if json_out:
-        out = sys.stdout
-        for a, d in zip(result.assets, result.decisions):
-            out.write(json_line(d.to_dict(a)) + "\n")
-        out.flush()
-    _print_summary(result, report, stderr if json_out else stdout)
-    if xreport is not None:
-        print_export(xreport, stderr if json_out else stdout)
-    partial = result.counts()["error"] > 0 or bool(report.folder_errors) or bool(xreport and xreport.errors)
-    raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
+    execute(Built(plan=plan, origin="flags"), db=db, no_cache=no_cache, workers=workers, json_out=json_out,
+            quiet=quiet, show_plan=False)
 
 
-def _print_summary(result, report, console) -> None:
-    counts = result.counts()
-    t = Table(title=None, show_header=True, header_style="bold")
-    t.add_column("bucket")
-    t.add_column("files", justify="right")
-    for b in BUCKETS:
-        t.add_row(b, str(counts[b]))
-    console.print(t)
-    flags = result.flag_counts()
-    console.print(
-        f"{len(result.assets)} files: {result.bursts} bursts ({result.multi_frame_bursts} with several frames), "
-        f"{result.clusters} near-duplicate clusters; index {report.timings.get('total', 0):.2f}s, "
-        f"cull {result.timings.get('total', 0) + result.timings.get('load', 0):.2f}s"
-    )
-    if flags:
-        console.print("flags: " + ", ".join(f"{k} {v}" for k, v in flags.items()))
-    if counts["error"]:
-        console.print(f"{counts['error']} files could not be judged; see `qrate status` or the \"error\" field with --json")
+def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep_per_burst, top, min_sharpness,
+               max_clip, out_dir, out, export, buckets, xmp, xmp_naming, xmp_in_place, xmp_map):
+    """The plan that ``qrate cull``'s flags (and the legacy entry point's) stand for."""
+    filters: list[dict] = []
+    if min_sharpness is not None:
+        filters.append({"op": "min_sharpness", "value": min_sharpness})
+    if max_clip is not None:
+        filters.append({"op": "max_clip", "value": max_clip})
+    if dedupe_global:
+        filters.append({"op": "exclude_near_duplicates"})
+    marks = {b: m.to_dict() for b, m in export_opts.parse_marks(xmp_map)}
+    data = {
+        "source": {"paths": roots, **({"extensions": sorted(normalize_exts(ext))} if ext else {})},
+        "filters": filters,
+        "grouping": {"burst_seconds": burst_seconds, "dedupe_hamming": dedupe_hamming},
+        "selection": {"top": top, "per_burst": keep_per_burst},
+        "outputs": {
+            "out_dir": os.path.abspath(out_dir) if out_dir else None, "export": export,
+            "buckets": list(export_opts.parse_buckets(buckets)),
+            "xmp": {"enabled": xmp, "naming": xmp_naming, "in_place": xmp_in_place, "marks": marks},
+            "list_file": os.path.abspath(out) if out else None,
+        },
+    }
+    if export not in ("hardlink", "symlink", "copy"):
+        raise UsageError("--export must be hardlink, symlink or copy")
+    if xmp_naming not in ("basename", "full"):
+        raise UsageError("--xmp-naming must be basename or full")
+    return validate(data, "options")
 
 
 def print_export(x, console) -> None:

@@ -1,0 +1,103 @@
+"""Machine reasons -> deterministic prose (``qrate explain``).
+
+Every number in the text is one of the reason's evidence values, printed with at most the
+precision it was stored with (a test checks this); file names come from the evidence too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+BUCKET_WORDS = {
+    "best": "Picked", "good": "Kept (good)", "maybe": "Maybe", "trash": "Rejected", "error": "Not judged",
+}
+
+
+def _n(v, digits: int = 2) -> str:
+    """A number as text: ints as is, floats rounded to ``digits`` (trailing zeros dropped)."""
+    if v is None:
+        return "?"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return str(v)
+    text = f"{v:.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _signed(v, digits: int = 1) -> str:
+    t = _n(v, digits)
+    return t if t.startswith("-") or t == "0" else "+" + t
+
+
+def _name(path) -> str:
+    return os.path.basename(path) if isinstance(path, str) else "?"
+
+
+def _pct(v) -> str:
+    return _n(v * 100, 1) + "%" if isinstance(v, (int, float)) else "?"
+
+
+TEMPLATES: dict[str, Callable[[dict], str]] = {
+    "best_of_burst": lambda r: (
+        f"best of burst {r['burst']} ({r['of']} usable frames): rank {r['rank']}, sharpness "
+        f"{_signed(r.get('sharpness_z'))}σ from the burst mean, score {_n(r.get('score'))}"
+        if r.get("of", 1) > 1 else f"the only usable frame of burst {r['burst']} (score {_n(r.get('score'))})"),
+    "outranked_in_burst": lambda r: (
+        f"rank {r['rank']} of {r['of']} in burst {r['burst']} (score {_n(r.get('score'))}); "
+        f"{_name(r.get('best'))} scored {_n(r.get('best_score'))}"),
+    "top_n": lambda r: f"within the top {r['top']} of the shoot (rank {r['rank']}, quality {_n(r.get('quality'))})",
+    "below_top_n": lambda r: f"outside the top {r['top']} of the shoot (rank {r['rank']}, quality {_n(r.get('quality'))})",
+    "below_min_quality": lambda r: f"quality {_n(r.get('quality'))} is below the plan's minimum {_n(r.get('min'))}",
+    "no_capture_time": lambda r: f"no camera capture time (only the file's {r.get('source')}), so a burst of its own",
+    "near_duplicate_of": lambda r: (
+        f"near-duplicate of {_name(r.get('path'))} (dHash distance {r.get('dhash_distance')}, "
+        f"pHash distance {r.get('phash_distance')})"),
+    "exact_duplicate_of": lambda r: f"a byte-identical copy of {_name(r.get('path'))}, which is the one judged",
+    "too_blurry": lambda r: f"too blurry: sharpness {_n(r.get('sharpness'), 1)} below {_n(r.get('threshold'), 1)}",
+    "too_dark": lambda r: f"too dark: mean level {_n(r.get('mean'), 1)} below {_n(r.get('threshold'), 1)}",
+    "too_bright": lambda r: f"too bright: mean level {_n(r.get('mean'), 1)} above {_n(r.get('threshold'), 1)}",
+    "clipped_highlights": lambda r: f"blown highlights: {_pct(r.get('clip_high'))} of pixels (limit {_pct(r.get('threshold'))})",
+    "clipped_shadows": lambda r: f"crushed shadows: {_pct(r.get('clip_low'))} of pixels (limit {_pct(r.get('threshold'))})",
+    "noisy": lambda r: (f"noisy: noise {_n(r.get('noise'))} above {_n(r.get('threshold'))}"
+                        + (f" at ISO {r['iso']}" if r.get("iso") else "")),
+    "softer_than_burst": lambda r: (
+        f"softer than burst {r.get('burst')}: {_pct(r.get('detail_ratio'))} of the sharpest frame's detail "
+        f"(limit {_pct(r.get('threshold'))})"),
+    "soft_flags": lambda r: f"{r.get('count')} soft flags at once ({str(r.get('flags', '')).replace(',', ', ')})",
+    "below_min_sharpness": lambda r: f"sharpness {_n(r.get('sharpness'), 1)} below the minimum {_n(r.get('min'), 1)}",
+    "above_max_clip": lambda r: f"clipped share {_pct(r.get('clip'))} above the maximum {_pct(r.get('max'))}",
+    "rejected_flag": lambda r: f"the plan rejects frames flagged {r.get('flag')}",
+    "file_error": lambda r: f"the file could not be read ({r.get('error')}: {r.get('message')})",
+    "not_judged": lambda r: "no usable preview, so nothing was judged",
+}
+
+
+def sentence(r: dict) -> str:
+    fn = TEMPLATES.get(r.get("code", ""))
+    if fn is None:
+        return f"{r.get('code')}"
+    try:
+        return fn(r)
+    except (KeyError, TypeError, ValueError):
+        return str(r.get("code"))
+
+
+def explain_record(rec: dict) -> str:
+    """One photo's record (manifest or ``cull --json``) -> one paragraph."""
+    bucket = rec.get("bucket", "?")
+    reasons = list(rec.get("reasons") or [])
+    head = BUCKET_WORDS.get(bucket, bucket)
+    if not reasons:
+        if bucket == "good":
+            return f"{head}: usable, no flags, not a burst pick."
+        return f"{head}."
+    first, rest = reasons[0], reasons[1:]
+    text = f"{head}: {sentence(first)}"
+    if rest:
+        text += "; " + "; ".join(sentence(r) for r in rest)
+    flags = set(rec.get("flags") or [])
+    if bucket == "best" and not flags & {"clipped_highlights", "clipped_shadows", "too_dark", "too_bright"}:
+        text += "; exposure within range"
+    return text + "."

@@ -1,0 +1,174 @@
+"""The one code path that executes a plan for the CLI (``qrate run``, ``qrate "TEXT"``,
+``qrate cull`` and the legacy entry point all end here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+
+import typer
+from rich.table import Table
+
+from qrate import __version__
+from qrate.backends.export import (
+    EXPORT_BUCKETS, check_out_dir, export_cull, json_line, options_from_plan, plan_hash_of, plan_placements,
+)
+from qrate.cli.common import open_workspace, progress_bar, stderr, stdout
+from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
+from qrate.executor import IndexOptions, check_plan_supported, run_plan
+from qrate.ir import BUCKETS, display_path
+from qrate.passes.scan import normalize_exts
+
+
+def describe(plan) -> list[str]:
+    """A person-readable summary of a plan, one line per part."""
+    from qrate.plan.models import EXTRA_OPS
+
+    lines = []
+    if plan.description:
+        lines.append(f"intent: {plan.description}")
+    src = ", ".join(plan.source.paths) or "(give photos with --in)"
+    lines.append(f"source: {src}" + (f" ({', '.join(plan.source.extensions)})" if plan.source.extensions else ""))
+    for f in plan.filters:
+        d = f.model_dump(exclude={"op"}, exclude_none=True, mode="json")
+        text = ", ".join(f"{k}={v}" for k, v in d.items())
+        need = f"  [needs the '{EXTRA_OPS[f.op][1]}' extra]" if f.op in EXTRA_OPS else ""
+        lines.append(f"filter: {f.op}" + (f" {text}" if text else "") + need)
+    g, s = plan.grouping, plan.selection
+    lines.append(f"grouping: bursts split at gaps over {g.burst_seconds:g}s; near-duplicates within "
+                 f"hash distance {g.dedupe_hamming}")
+    w = {k: v for k, v in plan.scoring.weights.model_dump().items() if v is not None}
+    if w:
+        lines.append("scoring weights: " + ", ".join(f"{k}={v:g}" for k, v in w.items()))
+    sel = f"{s.per_burst} per burst"
+    if s.top is not None:
+        sel = f"top {s.top} of the shoot, " + sel
+    if s.min_score is not None:
+        sel += f", quality at least {s.min_score:g}"
+    lines.append(f"selection: {sel}")
+    o = plan.outputs
+    outs = []
+    if o.out_dir:
+        outs.append(f"{', '.join(o.buckets)} under {o.out_dir} ({o.export})")
+        if o.manifest:
+            outs.append("manifest.jsonl, summary.json, export.txt")
+    if o.xmp.enabled and (o.out_dir or o.xmp.in_place):
+        outs.append(f"XMP sidecars ({o.xmp.naming} names{', beside the originals' if o.xmp.in_place else ''})")
+    if o.list_file:
+        outs.append(f"list {o.list_file}")
+    lines.append("outputs: " + ("; ".join(outs) if outs else "none (report only)"))
+    return lines
+
+
+def print_plan(built, console) -> None:
+    console.print(f"plan from {built.origin} (hash {plan_hash_of(built.plan)}):")
+    for line in describe(built.plan):
+        console.print("  " + line, markup=False)
+    for n in built.notes:
+        console.print(f"  note: {n}", markup=False)
+
+
+def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, json_out: bool = False,
+            quiet: bool = False, show_plan: bool = True) -> None:
+    plan = built.plan
+    if not plan.source.paths:
+        raise UsageError("no photos to cull", hint="give a folder with --in PATH (or in the plan's source.paths)")
+    roots = []
+    for p in plan.source.paths:
+        if not os.path.exists(p):
+            raise UsageError(f"no such file or folder: {p}", hint="check the path")
+        roots.append(os.path.abspath(p))
+    check_plan_supported(plan)  # before any work
+    eopts = options_from_plan(plan)
+    if eopts is not None:
+        eopts.validate()
+        if eopts.out_dir:
+            check_out_dir(eopts.out_dir, roots)
+    console = stderr if json_out else stdout
+    if show_plan:
+        print_plan(built, console)
+    exts = normalize_exts(plan.source.extensions) if plan.source.extensions else normalize_exts(None)
+    if not exts:
+        raise UsageError("source.extensions names no extension")
+    with open_workspace(db, no_cache) as ws, progress_bar(quiet or json_out) as prog:
+        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers), prog)
+        result = run.result
+        xreport = None
+        if eopts is not None and not dry_run:
+            xreport = export_cull(
+                result, eopts, roots=roots, version=__version__, progress=prog, plan_hash=plan_hash_of(plan),
+                timings={f"index_{k}": v for k, v in (run.index_report.timings if run.index_report else {}).items()},
+                extra_summary={"plan": json.loads(plan.canonical_json()),
+                               "excluded_by_filter": dict(Counter(run.excluded.values()))},
+            )
+    if json_out:
+        out = sys.stdout
+        for a, d in zip(result.assets, result.decisions):
+            out.write(json_line(d.to_dict(a)) + "\n")
+        out.flush()
+    print_summary(result, run.index_report, console)
+    if run.excluded:
+        c = Counter(run.excluded.values())
+        console.print(f"left out by filters: {len(run.excluded)} files (" +
+                      ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + ")")
+    if dry_run:
+        print_dry_run(result, eopts, console)
+    elif xreport is not None:
+        from qrate.cli.cull_cmd import print_export
+
+        print_export(xreport, console)
+    report = run.index_report
+    partial = result.counts()["error"] > 0 or bool(report and report.folder_errors) or bool(xreport and xreport.errors)
+    raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
+
+
+def print_summary(result, report, console) -> None:
+    counts = result.counts()
+    t = Table(title=None, show_header=True, header_style="bold")
+    t.add_column("bucket")
+    t.add_column("files", justify="right")
+    for b in BUCKETS:
+        t.add_row(b, str(counts[b]))
+    console.print(t)
+    flags = result.flag_counts()
+    index_s = report.timings.get("total", 0) if report else 0
+    console.print(
+        f"{len(result.assets)} files: {result.bursts} bursts ({result.multi_frame_bursts} with several frames), "
+        f"{result.clusters} near-duplicate clusters; index {index_s:.2f}s, "
+        f"cull {result.timings.get('total', 0) + result.timings.get('load', 0):.2f}s"
+    )
+    if flags:
+        console.print("flags: " + ", ".join(f"{k} {v}" for k, v in flags.items()))
+    if counts["error"]:
+        console.print(f"{counts['error']} files could not be judged; see `qrate status` or the \"error\" field with --json")
+
+
+def print_dry_run(result, eopts, console) -> None:
+    console.print("dry run: nothing written (only qrate's own index cache was updated)")
+    by_bucket: dict[str, list[str]] = {b: [] for b in BUCKETS}
+    for a, d in zip(result.assets, result.decisions):
+        by_bucket[d.bucket].append(a.path)
+    for b in BUCKETS:
+        names = by_bucket[b]
+        if names:
+            shown = ", ".join(display_path(os.path.basename(p)) for p in names[:8])
+            console.print(f"  {b} ({len(names)}): {shown}" + (" ..." if len(names) > 8 else ""), markup=False)
+    if eopts is None:
+        console.print("  would write: nothing (the plan has no outputs; add --out-dir)")
+        return
+    placements = plan_placements(result.assets, result.decisions, eopts)
+    per_folder = Counter(os.path.dirname(p.to) if not os.path.isabs(p.to) else "(beside the originals)"
+                         for p in placements)
+    if eopts.out_dir:
+        console.print(f"  would write under {display_path(eopts.out_dir)}:", markup=False)
+        for folder in [*EXPORT_BUCKETS, ""]:
+            if per_folder.get(folder):
+                console.print(f"    {folder or '.'}/: {per_folder[folder]} files", markup=False)
+        if eopts.manifest:
+            console.print("    manifest.jsonl, summary.json, export.txt", markup=False)
+    if per_folder.get("(beside the originals)"):
+        console.print(f"  would merge {per_folder['(beside the originals)']} XMP sidecars beside the originals")
+    if eopts.list_path:
+        console.print(f"  would write the list {display_path(eopts.list_path)}", markup=False)

@@ -1,0 +1,188 @@
+"""``qrate run``, ``qrate plan``, ``qrate schema``, ``qrate presets`` and ``qrate explain``: the
+plan language on the command line (docs/plan-language.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from qrate.cli import app
+from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, stdout
+from qrate.cli.plan_exec import execute, print_plan
+from qrate.errors import EXIT_OK, QrateError, UsageError
+from qrate.frontend import plans
+
+TEXT_ARG = typer.Argument(None, help="What you want, in words: \"best 50 portraits from last weekend\".")
+PRESET_OPT = typer.Option(None, "--preset", help="A named preset (qrate presets).")
+PLAN_OPT = typer.Option(None, "--plan", help="A plan file (JSON or YAML), as `qrate plan --json` prints.")
+SET_OPT = typer.Option(None, "--set", help="Override a plan field: --set selection.top=20 (repeatable).")
+IN_OPT = typer.Option(None, "--in", help="Folders or files to cull (repeatable).")
+OUT_DIR_OPT = typer.Option(None, "--out-dir", help="Export the buckets here (docs/export.md).")
+NOW_OPT = typer.Option(None, "--now", help="Resolve relative dates against this time (ISO), not the clock.")
+
+
+def _build(text, preset, plan_file, sets, now, in_paths, out_dir) -> plans.Built:
+    if not (text or preset or plan_file):
+        raise UsageError("nothing to run", hint='give text ("best 20 from yesterday"), --preset NAME or --plan FILE')
+    return plans.build(text=text, preset=preset, plan_file=plan_file, sets=sets, now=plans.parse_now(now),
+                       in_paths=in_paths, out_dir=out_dir)
+
+
+@app.command()
+def run(
+    text: Optional[str] = TEXT_ARG,
+    preset: Optional[str] = PRESET_OPT,
+    plan_file: Optional[str] = PLAN_OPT,
+    set_: Optional[list[str]] = SET_OPT,
+    in_paths: Optional[list[str]] = IN_OPT,
+    out_dir: Optional[str] = OUT_DIR_OPT,
+    now: Optional[str] = NOW_OPT,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and where every photo would go; write nothing."),
+    db: Optional[str] = DB_OPTION,
+    no_cache: bool = NO_CACHE_OPTION,
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes for indexing (0 = one per CPU)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON record per asset on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Compile an intent, a preset or a plan file into a plan and run it.
+
+    `qrate "TEXT" ...` is short for `qrate run "TEXT" ...`.
+    """
+    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir)
+    execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet)
+
+
+@app.command("plan")
+def plan_command(
+    text: Optional[str] = TEXT_ARG,
+    preset: Optional[str] = PRESET_OPT,
+    plan_file: Optional[str] = PLAN_OPT,
+    set_: Optional[list[str]] = SET_OPT,
+    in_paths: Optional[list[str]] = IN_OPT,
+    out_dir: Optional[str] = OUT_DIR_OPT,
+    now: Optional[str] = NOW_OPT,
+    json_out: bool = typer.Option(False, "--json", help="Only the plan JSON (valid against schemas/plan.schema.json)."),
+) -> None:
+    """Compile only: print the plan (a readable summary, then its JSON). Reads no photo."""
+    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir)
+    data = built.plan.model_dump(mode="json")
+    if json_out:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        for n in built.notes:
+            print(f"note: {n}", file=sys.stderr)
+        return
+    print_plan(built, stdout)
+    if built.slots is not None:
+        slots = built.slots.model_dump(exclude_defaults=True)
+        stdout.print("intent slots: " + json.dumps(slots, ensure_ascii=False), markup=False)
+    stdout.print(json.dumps(data, indent=2, ensure_ascii=False), markup=False)
+
+
+def schema_text(which: str = "plan") -> str:
+    from qrate.plan.intent import IntentSlots
+    from qrate.plan.models import Plan
+
+    model = Plan if which == "plan" else IntentSlots
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://qrate.invalid/schemas/{which}.schema.json"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+@app.command()
+def schema(
+    write: bool = typer.Option(False, "--write", help="Write schemas/plan.schema.json and schemas/intent.schema.json "
+                               "under --dir."),
+    directory: str = typer.Option(".", "--dir", help="Project folder for --write."),
+    which: str = typer.Option("plan", "--which", help="plan or intent."),
+) -> None:
+    """Print the JSON Schema of plans (generated from the pydantic models)."""
+    if which not in ("plan", "intent"):
+        raise UsageError("--which must be plan or intent")
+    if not write:
+        sys.stdout.write(schema_text(which))
+        return
+    from qrate.backends.atomic import write_text
+
+    folder = os.path.join(directory, "schemas")
+    os.makedirs(folder, exist_ok=True)
+    for name in ("plan", "intent"):
+        path = os.path.join(folder, f"{name}.schema.json")
+        write_text(path, schema_text(name))
+        stdout.print(f"wrote {path}")
+
+
+@app.command("presets")
+def presets_command() -> None:
+    """List the presets (built-in, and yours in $XDG_CONFIG_HOME/qrate/presets/) with a one-line description."""
+    for name, (origin, text) in sorted(plans.presets().items()):
+        try:
+            desc = plans.validate(plans.load_yaml(text, f"preset {name!r}"), f"preset {name!r}").description or ""
+        except QrateError as e:
+            desc = f"(invalid: {e.message})"
+        where = "" if origin == "built-in" else f"  [{origin}]"
+        stdout.print(f"{name:<20} {desc}{where}", markup=False)
+
+
+@app.command()
+def explain(
+    target: str = typer.Argument(..., help="An output folder, a manifest.jsonl, or a photo."),
+    all_: bool = typer.Option(False, "--all", help="Every photo, not only the picks."),
+    bucket: Optional[str] = typer.Option(None, "--bucket", help="Only photos of this bucket."),
+    json_out: bool = typer.Option(False, "--json", help="The raw machine reasons, one JSON line per photo."),
+    db: Optional[str] = DB_OPTION,
+) -> None:
+    """Say in plain words why each photo landed where it did (from its machine reasons)."""
+    from qrate.backends.explain import explain_record
+    from qrate.ir import display_path
+
+    records = _records_for(target, db)
+    photo = os.path.isfile(target) and not target.endswith(".jsonl")
+    if photo:
+        key = os.fsencode(os.path.abspath(target))
+        records = [r for r in records if os.fsencode(r["path"]) == key]
+        if not records:
+            raise QrateError(f"{target} is not in the index", hint="run `qrate index` on its folder first")
+    elif bucket:
+        records = [r for r in records if r.get("bucket") == bucket]
+    elif not all_:
+        records = [r for r in records if r.get("bucket") == "best"]
+    for r in records:
+        if json_out:
+            sys.stdout.write(json.dumps({"path": r["path"], "bucket": r.get("bucket"), "reasons": r.get("reasons")},
+                                        ensure_ascii=True) + "\n")
+        else:
+            stdout.print(f"{display_path(r['path'])}\n  {explain_record(r)}", markup=False)
+    raise typer.Exit(EXIT_OK)
+
+
+def _records_for(target: str, db: Optional[str]) -> list[dict]:
+    if os.path.isdir(target) and os.path.exists(os.path.join(target, "manifest.jsonl")):
+        target = os.path.join(target, "manifest.jsonl")
+    if target.endswith(".jsonl") and os.path.isfile(target):
+        out = []
+        with open(target, encoding="utf-8", errors="surrogateescape") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        raise QrateError(f"{target}:{n} is not a JSON line") from None
+        return out
+    if os.path.isfile(target):  # a photo: judge its folder from the index with the default plan
+        from qrate.cli.common import open_workspace
+        from qrate.executor import run_cull
+        from qrate.passes.cull import CullParams
+
+        folder = os.path.dirname(os.path.abspath(target))
+        with open_workspace(db, False) as ws:
+            result = run_cull([folder], ws, CullParams())
+        stdout.print("(judged with the default plan over its folder, from the index)")
+        return [d.to_dict(a) for a, d in zip(result.assets, result.decisions)]
+    if os.path.isdir(target):
+        raise UsageError(f"{target} has no manifest.jsonl", hint="explain an output folder written with --out-dir")
+    raise UsageError(f"no such file or folder: {target}")

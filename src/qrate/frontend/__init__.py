@@ -1,0 +1,1 @@
+"""Front ends: text, presets and flags -> plans."""

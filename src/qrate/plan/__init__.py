@@ -1,0 +1,1 @@
+"""Plan models: the strict, versioned description of a cull (docs/plan-language.md)."""
