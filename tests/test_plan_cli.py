@@ -40,6 +40,13 @@ def test_text_dry_run_writes_nothing(cli, shoot, tmp_path):
     assert not out_dir.exists() and tree_state(shoot) == before
 
 
+def test_text_without_in_culls_the_current_folder(cli, shoot, tmp_path, monkeypatch):
+    monkeypatch.chdir(shoot)
+    code, out, err = cli("best 10 from the demo shoot", "--dry-run", "--no-cache", "-q")
+    assert code == 0, err
+    assert f"culling the current folder {shoot}" in out and "  best (" in out
+
+
 def test_preset_run_then_explain_every_pick(cli, shoot, tmp_path):
     out_dir = tmp_path / "out"
     code, out, err = cli("run", "--preset", "best-of-burst", "--in", str(shoot), "--out-dir", str(out_dir),

@@ -73,8 +73,10 @@ def print_plan(built, console) -> None:
 def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, json_out: bool = False,
             quiet: bool = False, show_plan: bool = True) -> None:
     plan = built.plan
-    if not plan.source.paths:
-        raise UsageError("no photos to cull", hint="give a folder with --in PATH (or in the plan's source.paths)")
+    if not plan.source.paths:  # like most tools: the folder you are in
+        plan = plan.model_copy(update={"source": plan.source.model_copy(update={"paths": [os.getcwd()]})})
+        built.plan = plan
+        built.notes.append(f"no --in given: culling the current folder {os.getcwd()}")
     roots = []
     for p in plan.source.paths:
         if not os.path.exists(p):

@@ -42,13 +42,32 @@ def plan_error(e: ValidationError, where: str = "plan") -> PlanError:
     return PlanError(f"invalid {where}: {loc}: {msg}{more}")
 
 
+_SCHEMA_VALIDATOR = None
+
+
+def _schema_validator():
+    global _SCHEMA_VALIDATOR
+    if _SCHEMA_VALIDATOR is None:
+        import jsonschema
+
+        _SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(Plan.model_json_schema())
+    return _SCHEMA_VALIDATOR
+
+
 def validate(data, where: str = "plan") -> Plan:
+    """pydantic validation, then a JSON Schema check of the normalized plan beside it: what runs
+    always conforms to the published schema."""
     if not isinstance(data, dict):
         raise PlanError(f"invalid {where}: expected a mapping of plan fields")
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as e:
         raise plan_error(e, where) from None
+    err = next(iter(_schema_validator().iter_errors(plan.model_dump(mode="json"))), None)
+    if err is not None:
+        loc = ".".join(str(x) for x in err.absolute_path) or "(top level)"
+        raise PlanError(f"invalid {where}: {loc}: {err.message} (JSON Schema)")
+    return plan
 
 
 # -- presets --------------------------------------------------------------------------------------
