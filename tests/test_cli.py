@@ -132,7 +132,7 @@ def test_json_line_keeps_non_utf8_names_recoverable():
     import json
     import os
 
-    from qrate.cli.cull_cmd import json_line
+    from qrate.backends.export import json_line
 
     name = os.fsdecode(b"/photos/caf\xe9.nef")
     line = json_line({"path": name})

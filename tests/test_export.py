@@ -13,6 +13,7 @@ from qrate.backends import export as ex
 from qrate.backends.export import ExportOptions, export, export_cull
 from qrate.backends.xmp import DEFAULT_MARKS, XmpMark, apply_mark, parse_mark, read_marks
 from qrate.errors import UsageError
+from qrate.passes.cull import CullResult
 from tests.exportkit import (
     DARKTABLE_XMP, decided, exiftool_json, exiv2_px, files_under, have, tree_state, write,
 )
@@ -182,6 +183,39 @@ def test_a_file_qrate_did_not_write_is_never_overwritten(src, tmp_path):
     assert [e["code"] for e in rep.errors] == ["dest_exists"]
     assert (out / "good/IMG_0002.NEF").read_bytes() == b"the user's own file"
     assert rep.changes["unchanged"] == 10
+
+
+def test_a_damaged_state_file_cannot_reach_outside_the_output_folder(src, tmp_path):
+    s, pairs = src
+    out = tmp_path / "out"
+    before = tree_state(s)
+    _export(pairs, out)
+    victim = str(s / "a/IMG_0001.NEF")
+    other = str(s / "b/IMG_0002.NEF")
+    state = json.loads((out / ".qrate-output").read_text())
+    # an edited state claims that qrate put b/IMG_0002.NEF's export at the original a/IMG_0001.NEF
+    # (a "move" would then take the original), and a file beside the output folder (a "stale" file)
+    del state["placements"]["good/IMG_0002.NEF"]
+    state["placements"][victim] = {"key": "photo:" + other, "role": "photo", "src": other, "mode": "copy"}
+    state["placements"]["../elsewhere.txt"] = {"key": "x", "role": "photo", "src": None, "mode": "copy"}
+    (out / ".qrate-output").write_text(json.dumps(state))
+    os.unlink(out / "good/IMG_0002.NEF")
+    write(tmp_path / "elsewhere.txt", b"keep me")
+    _, _, rep = _export(pairs, out)
+    assert not rep.errors and (out / "good/IMG_0002.NEF").exists()
+    assert tree_state(s) == before and (tmp_path / "elsewhere.txt").read_bytes() == b"keep me"
+
+
+def test_a_bucket_folder_that_is_a_symlink_is_refused(src, tmp_path):
+    s, pairs = src
+    out = tmp_path / "out"
+    _export(pairs, out)
+    import shutil
+
+    shutil.rmtree(out / "trash")
+    os.symlink(s / "a", out / "trash")
+    with pytest.raises(UsageError, match="symbolic link"):
+        _export(pairs, out)
 
 
 def test_interrupted_export_leaves_no_partial_files_and_resumes(src, tmp_path):
@@ -359,15 +393,7 @@ def test_export_txt_handles_odd_names(tmp_path):
     nl = str(s / "two\nlines.nef")
     pairs = [(write(odd), "best", []), (write(nl), "best", []), (write(s / "ok.nef"), "good", [])]
     assets, decisions = decided(pairs)
-
-    class R:  # the parts of a CullResult that export_cull uses
-        pass
-
-    r = R()
-    r.assets, r.decisions, r.params, r.timings = assets, decisions, {"weights": {}}, {}
-    r.bursts = r.multi_frame_bursts = r.clusters = 0
-    r.counts = lambda: {"best": 2, "good": 1, "maybe": 0, "trash": 0, "error": 0}
-    r.flag_counts = lambda: {}
+    r = CullResult(assets=assets, decisions=decisions, params={"weights": {}})
     out = tmp_path / "out"
     rep = export_cull(r, ExportOptions(out_dir=str(out)), roots=[str(s)], version="t")
     assert (out / "export.txt").read_bytes() == os.fsencode(odd) + b"\n"

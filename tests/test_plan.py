@@ -164,9 +164,12 @@ def test_scope_filters():
     b = asset("/s/b.nef", 86400, cam=("Canon", "EOS R5", "2"))
     b.iso, b.preview_width, b.preview_height, b.orientation = 6400, 1620, 1080, 1
 
+    bad = asset("/s/bad.nef", None, error="truncated")  # errored files stay visible, as errors
+
     def kept(*filters):
         plan = validate({"filters": list(filters)})
-        return [x.path for x in apply_scope([a, b], plan.filters, {"/s/a.nef": 4, "/s/b.nef": None})[0]]
+        got = apply_scope([a, b, bad], plan.filters, {"/s/a.nef": 4, "/s/b.nef": None})[0]
+        return [x.path for x in got if x is not bad]
 
     assert kept({"op": "camera", "contains": "z9"}) == ["/s/a.nef"]
     assert kept({"op": "camera", "contains": "EOS-R5"}) == ["/s/b.nef"]
@@ -177,3 +180,7 @@ def test_scope_filters():
     assert kept({"op": "min_rating", "value": 3}) == ["/s/a.nef"]
     assert kept({"op": "date_range", "start": "2023-11-15T00:00:00"}) == ["/s/b.nef"]
     assert kept({"op": "exclude_near_duplicates"}) == ["/s/a.nef", "/s/b.nef"]  # not a scope filter
+    plan = validate({"filters": [{"op": "iso", "max": 800}, {"op": "camera", "contains": "z9"}]})
+    assert bad in apply_scope([a, b, bad], plan.filters)[0]
+    plan = validate({"filters": [{"op": "min_rating", "value": 1}]})
+    assert apply_scope([bad], plan.filters)[1] == {"/s/bad.nef": "min_rating"}

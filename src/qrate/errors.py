@@ -42,10 +42,10 @@ class IndexDbError(QrateError):
 class MissingExtraError(QrateError):
     """An optional extra (llm, clip, faces, heic) is needed but not installed."""
 
-    def __init__(self, feature: str, extra: str) -> None:
+    def __init__(self, feature: str, extra: str, message: str | None = None, hint: str | None = None) -> None:
         super().__init__(
-            f"{feature} needs the optional extra '{extra}', which is not installed",
-            hint=f"pip install 'qrate[{extra}]'",
+            message or f"{feature} needs the optional extra '{extra}', which is not installed",
+            hint=hint or f"pip install 'qrate[{extra}]'",
         )
 
 

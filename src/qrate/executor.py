@@ -354,10 +354,10 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
 
 
 # -- cull -----------------------------------------------------------------------------------------
-def run_cull(roots: list[str], ws: Workspace, params: CullParams) -> CullResult:
-    """Cull the indexed assets under ``roots`` (run :func:`run_index` first)."""
+def run_cull(roots: list[str] | None, ws: Workspace, params: CullParams) -> CullResult:
+    """Cull the indexed assets under ``roots`` (None: everything indexed; run :func:`run_index` first)."""
     t = time.perf_counter()
-    assets = ws.index.assets([os.path.abspath(r) for r in roots])
+    assets = ws.index.assets([os.path.abspath(r) for r in roots] if roots is not None else None)
     load = time.perf_counter() - t
     result = cull(assets, params)
     result.timings = {"load": load, **result.timings}
@@ -400,12 +400,12 @@ def check_plan_supported(plan) -> None:
     for f in plan.filters:
         if f.op in EXTRA_OPS:
             feature, extra = EXTRA_OPS[f.op]
-            err = MissingExtraError(f"the filter '{f.op}' ({feature})", extra)
-            err.message = (f"the filter '{f.op}' needs {feature}, from the optional '{extra}' extra, which this "
-                           "installation does not have; nothing was read")
-            err.hint = ("drop the words that asked for it (`qrate plan ...` shows the filter), or see "
-                        "docs/plan-language.md, 'Filters that need extras'")
-            raise err
+            raise MissingExtraError(
+                f"the filter '{f.op}'", extra,
+                message=(f"the filter '{f.op}' needs {feature}, from the optional '{extra}' extra, which this "
+                         "installation does not have; nothing was read"),
+                hint=("drop the words that asked for it (`qrate plan ...` shows the filter), or see "
+                      "docs/plan-language.md, 'Filters that need extras'"))
 
 
 def _sidecar_ratings(assets: list[Asset]) -> dict[str, int | None]:

@@ -190,9 +190,18 @@ def _prepare_out_dir(out_dir: str) -> dict:
                 try:
                     rec = json.loads(line)
                     placements[rec.pop("to")] = rec
-                except (ValueError, KeyError, AttributeError):
+                except (ValueError, KeyError, AttributeError, TypeError):
                     continue  # a torn last line
-    return placements
+    # only plain relative names inside the folder count: a damaged or edited state file must
+    # never make qrate move or remove anything outside its output folder
+    return {to: rec for to, rec in placements.items() if _safe_rel(to) and isinstance(rec, dict)}
+
+
+def _safe_rel(to) -> bool:
+    if not isinstance(to, str) or not to or os.path.isabs(to) or "\x00" in to:
+        return False
+    parts = to.split("/")
+    return ".." not in parts and "" not in parts and "." not in parts and len(parts) <= 2
 
 
 def _write_state(out_dir: str, placements: dict[str, dict]) -> None:
@@ -398,6 +407,10 @@ def export(assets: Sequence[Asset], decisions: Sequence[Decision], opts: ExportO
     if out_dir:
         for folder in {out_dir, *(os.path.join(out_dir, b) for b in EXPORT_BUCKETS)}:
             atomic.sweep_temps(folder)
+        for b in EXPORT_BUCKETS:
+            if os.path.islink(os.path.join(out_dir, b)):
+                raise UsageError(f"{os.path.join(out_dir, b)} is a symbolic link",
+                                 hint="qrate writes only into real folders under the output folder")
         if opts.layout == "buckets" and opts.files:
             for b in opts.buckets:
                 os.makedirs(os.path.join(out_dir, b), exist_ok=True)
@@ -506,7 +519,7 @@ def _apply_one(p, dest, old, old_by_key, out_dir, opts, report, journal, toolkit
         except XmpError:
             if p.src is not None and not (exists and ours):
                 # an unreadable source sidecar still travels, unchanged; qrate adds nothing to it
-                _apply_copy(replace_mode(p, "copy"), dest, exists, ours, rec, journal, count)
+                _apply_copy(_verbatim_copy(p), dest, exists, ours, rec, journal, count)
             raise
         if exists:
             if _read(dest) == content:
@@ -524,8 +537,9 @@ def _apply_one(p, dest, old, old_by_key, out_dir, opts, report, journal, toolkit
     return used, fallback
 
 
-def replace_mode(p: Placement, mode: str) -> Placement:
-    return Placement(p.key, p.asset, p.to, "sidecar", p.src, mode, p.sidecar_for, p.bucket)
+def _verbatim_copy(p: Placement) -> Placement:
+    """An xmp placement turned into a plain copy of its source sidecar."""
+    return Placement(p.key, p.asset, p.to, "sidecar", p.src, "copy", p.sidecar_for, p.bucket)
 
 
 def _apply_copy(p, dest, exists, ours, rec, journal, count) -> tuple[str, str | None]:

@@ -9,7 +9,6 @@ from typing import Optional
 
 import typer
 
-from qrate.backends.export import json_line  # noqa: F401  (re-exported for tests)
 from qrate.cli import app, export_opts
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths
 from qrate.cli.plan_exec import execute
@@ -91,25 +90,3 @@ def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep
         raise UsageError("--xmp-naming must be basename or full")
     return validate(data, "options")
 
-
-def print_export(x, console) -> None:
-    from qrate.ir import display_path
-
-    c = x.changes
-    if x.out_dir:
-        console.print(f"export to {display_path(x.out_dir)}: {c['added']} added, {c['moved']} moved, "
-                      f"{c['updated']} updated, {c['removed']} removed, {c['unchanged'] + c['adopted']} unchanged"
-                      + (f"; {x.fallbacks} copied instead of linked (other device)" if x.fallbacks else ""))
-    elif c["added"] or c["updated"] or c["unchanged"]:
-        console.print(f"sidecars beside the originals: {c['added']} added, {c['updated']} merged, "
-                      f"{c['unchanged']} unchanged")
-    if x.sidecars_backed_up:
-        console.print(f"{x.sidecars_backed_up} existing sidecars backed up (*.qrate-bak) before merging")
-    for path in x.written:
-        console.print(f"wrote {display_path(path)}")
-    for p in x.unlisted:
-        console.print(f"not in the list (its name holds a line break): {display_path(p)}")
-    for e in x.errors[:20]:
-        console.print(f"export error: {display_path(e['file'])}: {e['code']}: {e['message']}")
-    if len(x.errors) > 20:
-        console.print(f"... {len(x.errors) - 20} more export errors (see manifest.jsonl)")

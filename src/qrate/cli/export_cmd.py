@@ -12,7 +12,7 @@ from qrate import __version__
 from qrate.backends.export import export_cull
 from qrate.cli import app, export_opts
 from qrate.cli.common import DB_OPTION, open_workspace, progress_bar, stdout
-from qrate.cli.cull_cmd import print_export
+from qrate.cli.plan_exec import print_export
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, QrateError, UsageError
 from qrate.executor import run_cull
 from qrate.passes.cull import CullParams
@@ -68,7 +68,7 @@ def export_command(
                                   marks=export_opts.parse_marks(xmp_map), manifest=not xmp_in_place,
                                   list_buckets=("best",))
     with open_workspace(db, False) as ws, progress_bar(quiet) as prog:
-        result = run_cull(roots or [], ws, params) if roots else _cull_all(ws, params)
+        result = run_cull(roots, ws, params)
         if not result.assets:
             raise QrateError("nothing indexed" + (f" under {', '.join(roots)}" if roots else ""),
                              hint="run `qrate index PATH` (or `qrate cull PATH`) first")
@@ -78,9 +78,3 @@ def export_command(
     stdout.print(f"{len(result.assets)} indexed files: " + ", ".join(f"{b} {counts[b]}" for b in counts))
     print_export(x, stdout)
     raise typer.Exit(EXIT_PARTIAL if x.errors else EXIT_OK)
-
-
-def _cull_all(ws, params):
-    from qrate.passes.cull import cull
-
-    return cull(ws.index.assets(None), params)

@@ -118,8 +118,6 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
     if dry_run:
         print_dry_run(result, eopts, console)
     elif xreport is not None:
-        from qrate.cli.cull_cmd import print_export
-
         print_export(xreport, console)
     report = run.index_report
     partial = result.counts()["error"] > 0 or bool(report and report.folder_errors) or bool(xreport and xreport.errors)
@@ -174,3 +172,24 @@ def print_dry_run(result, eopts, console) -> None:
         console.print(f"  would merge {per_folder['(beside the originals)']} XMP sidecars beside the originals")
     if eopts.list_path:
         console.print(f"  would write the list {display_path(eopts.list_path)}", markup=False)
+
+
+def print_export(x, console) -> None:
+    c = x.changes
+    if x.out_dir:
+        console.print(f"export to {display_path(x.out_dir)}: {c['added']} added, {c['moved']} moved, "
+                      f"{c['updated']} updated, {c['removed']} removed, {c['unchanged'] + c['adopted']} unchanged"
+                      + (f"; {x.fallbacks} copied instead of linked (other device)" if x.fallbacks else ""))
+    elif c["added"] or c["updated"] or c["unchanged"]:
+        console.print(f"sidecars beside the originals: {c['added']} added, {c['updated']} merged, "
+                      f"{c['unchanged']} unchanged")
+    if x.sidecars_backed_up:
+        console.print(f"{x.sidecars_backed_up} existing sidecars backed up (*.qrate-bak) before merging")
+    for path in x.written:
+        console.print(f"wrote {display_path(path)}")
+    for p in x.unlisted:
+        console.print(f"not in the list (its name holds a line break): {display_path(p)}")
+    for e in x.errors[:20]:
+        console.print(f"export error: {display_path(e['file'])}: {e['code']}: {e['message']}")
+    if len(x.errors) > 20:
+        console.print(f"... {len(x.errors) - 20} more export errors (see manifest.jsonl)")

@@ -7,6 +7,7 @@ turns number words into numbers and maps each slot onto whitelisted plan fields
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None
                   description: str | None = None) -> Compiled:
     """Slots -> plan. ``base`` is a plan dict (a preset) the intent is laid over."""
     notes: list[str] = []
-    plan = _deep_copy(base or {})
+    plan = copy.deepcopy(base or {})
     filters: list[dict] = list(plan.get("filters", []))
     selection = dict(plan.get("selection", {}))
     weights = dict(plan.get("scoring", {}).get("weights", {}))
@@ -242,8 +243,8 @@ def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None
             "landscape" if ("horizontal" in o or "landscape" in o) else "portrait")})
     subjects = []
     for phrase in slots.subject:
-        word = phrase.split()[0].rstrip("s") if phrase.split()[0] not in SUBJECT_WORDS else phrase.split()[0]
-        value = SUBJECT_WORDS.get(word) or SUBJECT_WORDS.get(phrase.split()[0])
+        word = phrase.split()[0]
+        value = SUBJECT_WORDS.get(word) or SUBJECT_WORDS.get(word.removesuffix("s"))
         if value and value not in subjects:
             subjects.append(value)
     if subjects:
@@ -284,9 +285,3 @@ def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None
         plan["description"] = description[:500]
     return Compiled(plan=Plan.model_validate(plan), slots=slots, notes=notes, refused=list(slots.refused),
                     unknown=list(slots.unknown))
-
-
-def _deep_copy(d):
-    import copy
-
-    return copy.deepcopy(d)

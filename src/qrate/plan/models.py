@@ -74,6 +74,15 @@ class DateRange(Strict):
         return self
 
 
+def _check_range(f):
+    """A min/max filter needs one bound, and min <= max."""
+    if f.min is None and f.max is None:
+        raise ValueError(f"{f.op} needs min or max")
+    if f.min is not None and f.max is not None and f.min > f.max:
+        raise ValueError(f"{f.op} min must not exceed max")
+    return f
+
+
 class Camera(Strict):
     """Make and model contain this text (case, spaces and dashes ignored: "z9" matches "NIKON Z 9")."""
 
@@ -93,13 +102,7 @@ class FocalLength(Strict):
     min: float | None = Field(None, ge=1, le=5000)
     max: float | None = Field(None, ge=1, le=5000)
 
-    @model_validator(mode="after")
-    def _order(self) -> "FocalLength":
-        if self.min is None and self.max is None:
-            raise ValueError("focal_length needs min or max")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("focal_length min must not exceed max")
-        return self
+    _order = model_validator(mode="after")(lambda self: _check_range(self))
 
 
 class Iso(Strict):
@@ -109,13 +112,7 @@ class Iso(Strict):
     min: int | None = Field(None, ge=1, le=10_000_000)
     max: int | None = Field(None, ge=1, le=10_000_000)
 
-    @model_validator(mode="after")
-    def _order(self) -> "Iso":
-        if self.min is None and self.max is None:
-            raise ValueError("iso needs min or max")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("iso min must not exceed max")
-        return self
+    _order = model_validator(mode="after")(lambda self: _check_range(self))
 
 
 class Orientation(Strict):
