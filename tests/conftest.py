@@ -65,11 +65,27 @@ def _small_shoot(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def shoot(_small_shoot, tmp_path) -> Path:
-    """A fresh copy of a small generated shoot (tests may modify it)."""
+def shoot(_small_shoot, tmp_path, request):
+    """A fresh copy of a small generated shoot.
+
+    Non-destructive guarantee: after the test, every file of the shoot must have the same bytes,
+    mtime and mode as before, and nothing may have appeared or gone -- unless the test is marked
+    ``modifies_photos`` (it edits the shoot itself, e.g. to test re-indexing) or
+    ``adds_sidecars`` (only new ``.xmp`` files and ``.qrate-bak`` backups may appear)."""
+    from tests.exportkit import tree_state
+
     dst = tmp_path / "shoot"
     shutil.copytree(_small_shoot, dst, copy_function=shutil.copy2)
-    return dst
+    before = tree_state(dst)
+    yield dst
+    if request.node.get_closest_marker("modifies_photos") is not None:
+        return
+    after = tree_state(dst)
+    if request.node.get_closest_marker("adds_sidecars") is not None:
+        added = {os.fsdecode(p) for p in set(after) - set(before)}
+        assert all(p.lower().endswith(".xmp") for p in added), sorted(added)
+        after = {p: v for p, v in after.items() if p in before}
+    assert after == before, "the test changed the photos (non-destructive guarantee)"
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -24,6 +26,7 @@ def test_index_then_status_json(cli, shoot, tmp_path):
     assert s["date_range"]["first"].startswith("2026-11-14T10:00:00")
 
 
+@pytest.mark.modifies_photos
 def test_partial_exit_code_and_error_listing(cli, shoot, tmp_path):
     (shoot / "broken.nef").write_bytes(b"not a raw")
     code, out, err = cli("index", shoot, "--db", tmp_path / "i.sqlite", "--json")
@@ -102,6 +105,7 @@ def test_cull_json_records(cli, shoot, tmp_path):
     assert out2 == out
 
 
+@pytest.mark.modifies_photos
 def test_cull_summary_and_partial_exit(cli, shoot, tmp_path):
     (shoot / "card1" / "BROKEN.DNG").write_bytes(b"II*\x00" + b"\x00" * 10)
     code, out, err = cli("cull", shoot, "--no-cache", "--keep-per-burst", "2", "--top", "3")

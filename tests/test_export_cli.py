@@ -84,6 +84,7 @@ def test_cull_export_modes_and_full_naming(cli, shoot, tmp_path, mode):
     assert tree_state(shoot) == before
 
 
+@pytest.mark.adds_sidecars
 def test_xmp_in_place_only_adds_sidecars(cli, shoot, tmp_path):
     before = tree_state(shoot)
     code, _, err = cli("cull", str(shoot), "--xmp-in-place", "--no-cache", "-q")
@@ -124,3 +125,9 @@ def test_export_refuses_an_output_inside_the_photos(cli, shoot):
     code, _, err = cli("cull", str(shoot), "--out-dir", str(shoot / "culled"), "--no-cache", "-q")
     assert code == 2 and "inside the source folder" in err
     assert not (shoot / "culled").exists()
+
+
+def test_list_file_in_a_missing_folder_is_a_usage_error(cli, shoot, tmp_path):
+    """Found by the plan property test: this was a raw FileNotFoundError (exit 1, 'internal error')."""
+    code, _, err = cli("cull", str(shoot), "--no-cache", "--out", str(tmp_path / "nope" / "picks.txt"))
+    assert code == 2 and "does not exist" in err and "internal" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sqlite3
 
 import pytest
@@ -15,6 +16,7 @@ def index(root, db, **kw):
         return run_index([str(root)], ws, IndexOptions(**kw))
 
 
+@pytest.mark.modifies_photos
 def test_second_run_reads_nothing_and_touched_file_is_reindexed(shoot, tmp_path):
     db = tmp_path / "i.sqlite"
     first = index(shoot, db, workers=2)
@@ -28,6 +30,7 @@ def test_second_run_reads_nothing_and_touched_file_is_reindexed(shoot, tmp_path)
     assert (third.new, third.changed, third.unchanged) == (0, 1, first.scanned - 1)
 
 
+@pytest.mark.modifies_photos
 def test_vanished_file_is_marked_missing_not_dropped(shoot, tmp_path):
     db = tmp_path / "i.sqlite"
     index(shoot, db)
@@ -110,14 +113,17 @@ def test_features_recomputed_only_when_version_changes(shoot, tmp_path, monkeypa
     first = index(shoot, db)
     assert index(shoot, db).features_refreshed == 0
     monkeypatch.setattr(features, "FEATURES_VERSION", features.FEATURES_VERSION + 1)
-    r = index(shoot, db)
-    assert r.features_refreshed == first.scanned and r.new == r.changed == 0  # from cached previews
+    r = index(shoot, db, workers=1)  # inline: the patched version is the workers' version
+    assert r.features_refreshed == first.scanned and r.new == r.changed == 0  # re-read from the previews
+    assert index(shoot, db, workers=1).features_refreshed == 0
+    with Workspace(str(db)) as ws:
+        assert {a.features_version for a in ws.index.assets([str(shoot)])} == {features.FEATURES_VERSION}
 
 
 def test_in_memory_index_leaves_no_files(shoot, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with Workspace(None) as ws:
         r = run_index([str(shoot)], ws, IndexOptions())
-        store = ws.previews.root
-        assert r.errors == 0 and os.path.isdir(store)
-    assert not os.path.exists(store) and not (tmp_path / "cache").exists()
+        assert r.errors == 0
+    assert not (tmp_path / "cache").exists()
+    assert not any(n.startswith("qrate") for n in os.listdir(tempfile.gettempdir()) if "preview" in n)

@@ -4,12 +4,13 @@ mapping onto culling parameters and scope filters."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qrate.cli.run_cmd import schema_text
 from qrate.executor import params_from_plan
@@ -184,3 +185,71 @@ def test_scope_filters():
     assert bad in apply_scope([a, b, bad], plan.filters)[0]
     plan = validate({"filters": [{"op": "min_rating", "value": 1}]})
     assert apply_scope([bad], plan.filters)[1] == {"/s/bad.nef": "min_rating"}
+
+
+# -- plans executed: every write stays inside the chosen output (issue 7, promise 5) ---------------
+valid_plans = st.fixed_dictionaries({}, optional={
+    "filters": st.lists(st.one_of(
+        st.fixed_dictionaries({"op": st.just("min_sharpness"), "value": st.floats(0, 5000)}),
+        st.fixed_dictionaries({"op": st.just("max_clip"), "value": st.floats(0, 1)}),
+        st.fixed_dictionaries({"op": st.just("exclude_flags"),
+                               "flags": st.lists(st.sampled_from(["noisy", "clipped_highlights"]), min_size=1,
+                                                 max_size=2, unique=True)}),
+        st.fixed_dictionaries({"op": st.just("orientation"), "value": st.sampled_from(["landscape", "portrait"])}),
+        st.fixed_dictionaries({"op": st.just("exclude_near_duplicates")}),
+    ), max_size=3),
+    "selection": st.fixed_dictionaries({}, optional={"top": st.integers(0, 50), "per_burst": st.integers(1, 4)}),
+    "outputs": st.fixed_dictionaries({
+        "out_dir": st.sampled_from(["out", "nested/deeper/out", "./o2"]),
+    }, optional={
+        "export": st.sampled_from(["hardlink", "symlink", "copy"]),
+        "list_file": st.sampled_from(["picks.txt", "lists/picks.txt"]),
+        "buckets": st.lists(st.sampled_from(["best", "good", "maybe", "trash"]), min_size=1, max_size=4,
+                            unique=True),
+        "xmp": st.fixed_dictionaries({}, optional={"enabled": st.booleans(),
+                                                  "naming": st.sampled_from(["basename", "full"])}),
+        "manifest": st.booleans(),
+    }),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=valid_plans)
+def test_random_valid_plans_execute_and_write_only_their_outputs(data, _small_shoot, tmp_path_factory):
+    """Random valid plans run end to end (index, scope, cull, export): the photos are untouched and
+    every new file lies in the plan's out_dir or is its list file."""
+    import itertools
+
+    from qrate import __version__
+    from qrate.backends.export import export_cull, options_from_plan
+    from qrate.executor import Workspace, run_plan
+    from tests.exportkit import tree_state
+
+    sandbox = tmp_path_factory.mktemp("plan")
+    before_src = tree_state(_small_shoot)
+    cwd = os.getcwd()
+    os.chdir(sandbox)
+    try:
+        plan = validate(data)
+        with Workspace(None) as ws:
+            run = run_plan(plan, [str(_small_shoot)], ws)
+        opts = options_from_plan(plan)
+        if opts is not None:
+            if plan.outputs.list_file:
+                os.makedirs(os.path.dirname(os.path.abspath(plan.outputs.list_file)), exist_ok=True)
+            export_cull(run.result, opts, roots=[str(_small_shoot)], version=__version__)
+    finally:
+        os.chdir(cwd)
+    assert tree_state(_small_shoot) == before_src
+    if opts is None:  # a plan without outputs writes nothing at all
+        assert not any(files for _, _, files in os.walk(sandbox))
+        return
+    out = os.path.realpath(os.path.join(sandbox, plan.outputs.out_dir))
+    allowed = [out + os.sep]
+    if plan.outputs.list_file:
+        allowed.append(os.path.realpath(os.path.join(sandbox, plan.outputs.list_file)))
+    for dirpath, _, files in itertools.chain(os.walk(sandbox)):
+        for n in files:
+            p = os.path.realpath(os.path.join(dirpath, n)) if not os.path.islink(os.path.join(dirpath, n)) else \
+                os.path.join(os.path.realpath(dirpath), n)
+            assert any(p == a or p.startswith(a) for a in allowed), f"{p} written outside the plan's outputs"

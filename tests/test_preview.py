@@ -33,7 +33,7 @@ def test_container_strategy_picks_smallest_adequate_preview(dng):
     ctx = ctx_of(dng(previews=(4000, 1100)))
     img, cand, _ = P.extract(ctx, 1, P.PreviewOptions())
     assert cand.label.startswith("tiff:") and (cand.width, cand.height) == (1100, 733)
-    assert img.size == (1024, 682)
+    assert img.size == (512, 341) and img.mode == "L"  # the grayscale analysis image
 
 
 def test_rawpy_strategy(dng):
@@ -49,7 +49,7 @@ def test_bytescan_strategy_finds_jpeg_in_unknown_container(tmp_path, jpeg):
     cands = P.strat_bytescan(ctx_of(str(blob)))
     assert [(c.width, c.height) for c in cands] == [(1620, 1080)]
     img, cand, _ = P.extract(ctx_of(str(blob)), None, P.PreviewOptions())
-    assert cand.label.startswith("bytescan@") and img.size == (1024, 683)
+    assert cand.label.startswith("bytescan@") and img.size == (512, 341)
 
 
 @pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not on PATH (apt install libimage-exiftool-perl)")
@@ -74,8 +74,8 @@ def test_stripped_raw_is_metadata_only(dng):
 
 def test_orientation_is_applied(dng, scene):
     img, _, _ = P.extract(ctx_of(dng(exif={"orientation": 6}, previews=(1620,))), 6, P.PreviewOptions())
-    assert img.size == (683, 1024)  # portrait after rotating the landscape-stored preview
-    upright = np.asarray(scene.rotate(-90, expand=True).resize(img.size), dtype=np.float32)
+    assert img.size == (341, 512)  # portrait after rotating the landscape-stored preview
+    upright = np.asarray(scene.rotate(-90, expand=True).convert("L").resize(img.size), dtype=np.float32)
     assert np.abs(np.asarray(img, dtype=np.float32) - upright).mean() < 12
 
 
@@ -91,7 +91,7 @@ def test_orientation_samples_come_out_alike(samples):
         ctx = ctx_of(p, is_raw=False)
         img, _, _ = P.extract(ctx, ctx.container.metadata.orientation, P.PreviewOptions())
         imgs.append(np.asarray(img.convert("L"), dtype=np.float32))
-    assert all(i.shape == (450, 600) for i in imgs)
+    assert all(i.shape == (384, 512) for i in imgs)
     for other in imgs[1:]:  # the files differ in encoding brightness, not in geometry
         assert np.corrcoef(other.ravel(), imgs[0].ravel())[0, 1] > 0.9
     # and a wrongly oriented image would not correlate
@@ -104,7 +104,11 @@ def test_decode_uses_dct_scaling(jpeg, scene):
     big.save(buf, "JPEG", quality=85)
     cand = Candidate("mem", 4000, 2667, data=buf.getvalue())
     img = P.decode(cand, None, 1, 1024)
-    assert img.size == (1024, 683)
+    assert img.size == (512, 342) and img.mode == "L"  # 2000x1334 area-averaged
+    # without the final area average the DCT-scaled decode shows: 1/2 is the smallest scale that
+    # keeps 1024 px (1/4 would give 1000)
+    assert P.decode(cand, None, 1, 1024, edge=10_000).size == (2000, 1334)
+    assert P.decode(cand, None, 1, 900, edge=10_000).size == (1000, 667)
 
 
 def test_bomb_is_refused(tmp_path, jpeg):

@@ -72,6 +72,7 @@ FILE_ERROR_CODES = {
     "corrupt": "a header or structure is malformed",
     "no_preview": "no usable embedded preview and the raw data cannot be decoded",
     "decompression_bomb": "the image claims more pixels than qrate will ever decode",
+    "crashed": "a native decoder crashed on the file; its worker process died and the run went on",
     "internal": "an unexpected error inside qrate (a bug: please report it)",
 }
 

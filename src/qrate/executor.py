@@ -1,4 +1,4 @@
-"""Runs passes over files and owns every write: index rows and preview cache.
+"""Runs passes over files and owns every index write.
 
 Layer: above ``passes`` and ``cache``; below the CLI. Workers only read source files and return
 results; this module commits them in batches (one transaction each), so an interrupted run keeps
@@ -7,23 +7,19 @@ everything it committed and the next run resumes where it stopped.
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 import os
 import signal
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
-from PIL import Image
-
 from qrate.cache.index import Index
-from qrate.cache.previews import PreviewStore
 from qrate.errors import FileError
-from qrate.ir import Asset
+from qrate.ir import Asset, kind_of_ext
 from qrate.passes import features as features_mod
 from qrate.passes import hashes, preview
 from qrate.passes.cull import CullParams, CullResult, cull
@@ -67,7 +63,7 @@ class IndexReport:
 
     @property
     def read(self) -> int:
-        return self.new + self.changed + self.retried
+        return self.new + self.changed + self.retried + self.features_refreshed
 
     def to_dict(self) -> dict:
         return {
@@ -86,23 +82,15 @@ class IndexReport:
 
 
 class Workspace:
-    """The index plus the preview store beside it. ``db_path=None``: in memory + a temp store."""
+    """The index (``db_path=None``: in memory). The source files' embedded previews are the only
+    preview store: nothing is re-encoded or cached beside the index."""
 
     def __init__(self, db_path: str | None) -> None:
-        self._tmp = None
         self.index = Index(db_path)
-        if db_path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="qrate-previews-")
-            root = self._tmp.name
-        else:
-            root = os.path.join(os.path.dirname(os.path.abspath(db_path)), "previews")
-        self.previews = PreviewStore(root)
         self.db_dir = os.path.dirname(os.path.abspath(db_path)) if db_path else None
 
     def close(self) -> None:
         self.index.close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
     def __enter__(self) -> "Workspace":
         return self
@@ -121,9 +109,25 @@ def _init_worker(opts: IngestOptions) -> None:
     _WORKER_OPTS = opts
 
 
+def _fault_injection(name: str) -> None:
+    """Test hook (tests/test_reliability.py): ``QRATE_FAULT_INJECT=crash:NAME`` kills the worker
+    with SIGSEGV on the file called NAME, standing in for a native decoder crash."""
+    spec = os.environ.get("QRATE_FAULT_INJECT", "")
+    if spec.startswith("crash:") and os.path.basename(name) == spec[6:] and multiprocessing.parent_process():
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
 def _work_ingest(entry: ScanEntry) -> IngestResult:
     assert _WORKER_OPTS is not None
+    _fault_injection(entry.path)
     return ingest_one(entry, _WORKER_OPTS)
+
+
+def _crashed_ingest(entry: ScanEntry) -> IngestResult:
+    asset = Asset(entry.path, entry.size, entry.mtime_ns, entry.ext, kind_of_ext(entry.ext), list(entry.companions))
+    asset.status = "error"
+    asset.error = FileError("crashed", "a decoder crashed on this file (its worker process died); the run went on")
+    return IngestResult(asset)
 
 
 def _work_hash(path: str) -> tuple[str, str | None, str | None]:
@@ -133,17 +137,28 @@ def _work_hash(path: str) -> tuple[str, str | None, str | None]:
         return path, None, e.strerror or str(e)
 
 
-def _map(fn, items: list, workers: int, init_arg, chunksize: int = 4) -> Iterable:
-    """Ordered map over a process pool (inline when one worker or few items)."""
+def _crashed_hash(path: str) -> tuple[str, str | None, str | None]:
+    return path, None, "the hashing worker died"
+
+
+def _map(fn, items: list, workers: int, init_arg, chunksize: int = 4, on_crash=None) -> Iterable:
+    """Ordered map over a process pool (inline when one worker or few items).
+
+    A worker that dies (a native decoder crash: SIGSEGV, abort, OOM kill) does not stop the run:
+    the items of the window in flight are re-run one at a time in fresh pools, and the one that
+    kills its worker again gets ``on_crash(item)`` as its result."""
     if workers <= 1 or len(items) <= 2:
         _init_worker_inline(init_arg)
         return map(fn, items)
+    return _PoolMap(lambda n: _new_pool(n, init_arg), fn, items, workers, chunksize, on_crash)
+
+
+def _new_pool(workers: int, init_arg) -> ProcessPoolExecutor:
     # forkserver, not fork: LibRaw's OpenMP runtime can deadlock in forked children
     ctx = multiprocessing.get_context("forkserver" if hasattr(os, "fork") else "spawn")
     if hasattr(os, "fork"):
         ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,))
-    return _PoolMap(pool, fn, items, chunksize)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,))
 
 
 def _init_worker_inline(opts) -> None:
@@ -152,15 +167,50 @@ def _init_worker_inline(opts) -> None:
 
 
 class _PoolMap:
-    def __init__(self, pool: ProcessPoolExecutor, fn, items, chunksize) -> None:
-        self.pool = pool
-        self.it = pool.map(fn, items, chunksize=chunksize)
+    WINDOW = 256  # items handed to the pool at a time; what a crash puts under suspicion
+
+    def __init__(self, make_pool, fn, items, workers, chunksize, on_crash) -> None:
+        self.make_pool, self.fn, self.items = make_pool, fn, items
+        self.workers, self.chunksize, self.on_crash = workers, chunksize, on_crash
+        self.crashes = 0
 
     def __iter__(self):
+        pool = self.make_pool(self.workers)
         try:
-            yield from self.it
+            i = 0
+            while i < len(self.items):
+                window = self.items[i : i + self.WINDOW]
+                done = 0
+                try:
+                    for r in pool.map(self.fn, window, chunksize=self.chunksize):
+                        done += 1
+                        yield r
+                except BrokenProcessPool:
+                    if self.on_crash is None:
+                        raise
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+                    yield from self._isolate(window[done:])
+                    pool = self.make_pool(self.workers)
+                i += len(window)
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _isolate(self, suspects):
+        """Run each suspect alone in a one-worker pool: only the item that kills it is marked."""
+        pool = self.make_pool(1)
+        try:
+            for item in suspects:
+                try:
+                    yield pool.submit(self.fn, item).result()
+                except BrokenProcessPool:
+                    self.crashes += 1
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self.make_pool(1)
+                    yield self.on_crash(item)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -195,6 +245,9 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
         elif k[2] == "error" and k[3] in RETRY_CODES:
             report.retried += 1
             todo.append(e)
+        elif k[2] == "ok" and k[5] != features_mod.FEATURES_VERSION:
+            report.features_refreshed += 1  # features of an older formula: re-read (previews are cheap)
+            todo.append(e)
         else:
             report.unchanged += 1
             if k[4] != _json_list(e.companions):
@@ -212,20 +265,26 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     workers = opts.workers or default_workers()
     batch: list[IngestResult] = []
     done = 0
+    db_s = 0.0
     progress("index", 0, len(todo))
     try:
-        for res in _map(_work_ingest, todo, workers, iopts):
+        for res in _map(_work_ingest, todo, workers, iopts, on_crash=_crashed_ingest):
             batch.append(res)
             done += 1
             if len(batch) >= BATCH:
+                tc = time.perf_counter()
                 _commit(ws, batch)
+                db_s += time.perf_counter() - tc
                 batch = []
             progress("index", done, len(todo))
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
+        tc = time.perf_counter()
         _commit(ws, batch)
+        db_s += time.perf_counter() - tc
     report.timings["ingest"] = time.perf_counter() - t2
+    report.timings["db_writes"] = db_s
     if report.interrupted:
         raise KeyboardInterrupt
 
@@ -237,7 +296,6 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     report.missing = ws.index.mark_missing(gone)
 
     t3 = time.perf_counter()
-    report.features_refreshed = refresh_features(ws, roots, progress)
     report.hashed = hash_pass(ws, roots, opts.full_hash, workers, progress)
     report.timings["post"] = time.perf_counter() - t3
     report.errors = len(ws.index.rows(roots, "status", "status = 'error'"))
@@ -252,33 +310,8 @@ def _json_list(items: list[str]) -> str:
 
 
 def _commit(ws: Workspace, batch: list[IngestResult]) -> None:
-    if not batch:
-        return
-    for r in batch:  # previews first: a committed row always has its preview on disk
-        if r.preview_jpeg is not None and r.asset.preview_key:
-            ws.previews.put(r.asset.preview_key, r.preview_jpeg)
-    ws.index.upsert(r.asset for r in batch)
-
-
-def refresh_features(ws: Workspace, roots: list[str], progress: Progress) -> int:
-    """Recompute features of assets whose stored features version is stale, from the cached preview."""
-    stale = ws.index.rows(
-        roots,
-        "preview_key, iso",
-        "status = 'ok' AND preview_key IS NOT NULL AND (features_version IS NULL OR features_version != ?)",
-        (features_mod.FEATURES_VERSION,),
-    )
-    out = []
-    for i, (path, key, iso) in enumerate(stale):
-        data = ws.previews.get(key)
-        if data is None:
-            continue
-        gray = preview.feature_image(Image.open(io.BytesIO(data)))
-        out.append((path, features_mod.compute(gray, iso), features_mod.FEATURES_VERSION, *hashes.perceptual(gray)))
-        progress("features", i + 1, len(stale))
-    if out:
-        ws.index.set_features(out)
-    return len(out)
+    if batch:
+        ws.index.upsert(r.asset for r in batch)
 
 
 def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progress: Progress) -> int:
@@ -299,7 +332,7 @@ def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progres
         need.append(path)
     results = []
     progress("hash", 0, len(need))
-    for i, (path, h, err) in enumerate(_map(_work_hash, need, workers, None, chunksize=8)):
+    for i, (path, h, err) in enumerate(_map(_work_hash, need, workers, None, chunksize=8, on_crash=_crashed_hash)):
         if h is not None:
             results.append((path, h, basis[path]))
         progress("hash", i + 1, len(need))

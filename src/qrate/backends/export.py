@@ -160,6 +160,10 @@ def check_list_path(list_path: str, assets: Sequence[Asset]) -> None:
             raise UsageError(f"--out {list_path} is one of the photos", hint="name a new text file")
     if os.path.isdir(list_path):
         raise UsageError(f"--out {list_path} is a folder", hint="--out names the list file; use --out-dir for a folder")
+    parent = os.path.dirname(os.path.abspath(list_path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"the folder of the list file {list_path} does not exist",
+                         hint=f"create {parent} first, or name a list file in an existing folder")
 
 
 def _prepare_out_dir(out_dir: str) -> dict:

@@ -125,16 +125,16 @@ class Index:
             )
 
     # -- reads -----------------------------------------------------------------------------------
-    def known(self, roots: Iterable[str]) -> dict[str, tuple[int, int, str, str | None, str]]:
-        """path -> (size, mtime_ns, status, error_code, companions-json) for rows under ``roots``."""
+    def known(self, roots: Iterable[str]) -> dict[str, tuple[int, int, str, str | None, str, int | None]]:
+        """path -> (size, mtime_ns, status, error_code, companions-json, features_version) under ``roots``."""
         out = {}
         for lo, hi, exact in self._ranges(roots):
-            for key, size, mtime, status, err, comp in self.db.execute(
-                "SELECT path, size, mtime_ns, status, error_code, companions FROM assets "
+            for key, size, mtime, status, err, comp, fv in self.db.execute(
+                "SELECT path, size, mtime_ns, status, error_code, companions, features_version FROM assets "
                 "WHERE (path >= ? AND path < ?) OR path = ?",
                 (lo, hi, exact),
             ):
-                out[os.fsdecode(key)] = (size, mtime, status, err, comp)
+                out[os.fsdecode(key)] = (size, mtime, status, err, comp, fv)
         return out
 
     def assets(self, roots: Iterable[str] | None = None, include_missing: bool = False) -> list[Asset]:

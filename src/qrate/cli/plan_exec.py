@@ -142,7 +142,15 @@ def print_summary(result, report, console) -> None:
     if flags:
         console.print("flags: " + ", ".join(f"{k} {v}" for k, v in flags.items()))
     if counts["error"]:
-        console.print(f"{counts['error']} files could not be judged; see `qrate status` or the \"error\" field with --json")
+        errored = [(a, d) for a, d in zip(result.assets, result.decisions) if d.bucket == "error"]
+        for a, d in errored[:20]:
+            err = d.error or a.error
+            if err is not None:
+                console.print(f"file error: {display_path(a.path)}: {err.code}: {err.message}", markup=False,
+                              highlight=False, soft_wrap=True)
+        more = f" ({len(errored) - 20} more not listed)" if len(errored) > 20 else ""
+        console.print(f"{counts['error']} files could not be judged{more}; see `qrate status` or the "
+                      "\"error\" field of manifest.jsonl / --json")
 
 
 def print_dry_run(result, eopts, console) -> None:

@@ -31,7 +31,6 @@ class IngestOptions:
 @dataclass(slots=True)
 class IngestResult:
     asset: Asset
-    preview_jpeg: bytes | None  # the normalized preview, for the cache
 
 
 def _exiftool_metadata(path: str) -> dict:
@@ -74,7 +73,7 @@ def ingest_one(entry: ScanEntry, opts: IngestOptions) -> IngestResult:
         asset.status, asset.error = "error", FileError("decompression_bomb", "decoding needed too much memory")
     except Exception as e:  # a bug must not stop a 10,000-file run; it is reported per file
         asset.status, asset.error = "error", FileError("internal", f"{type(e).__name__}: {e}")
-    return IngestResult(asset, None)
+    return IngestResult(asset)
 
 
 def _ingest(asset: Asset, opts: IngestOptions) -> IngestResult:
@@ -118,10 +117,9 @@ def _ingest(asset: Asset, opts: IngestOptions) -> IngestResult:
         asset.preview_width, asset.preview_height = cand.width, cand.height
         if asset.width is None:
             asset.width, asset.height = (img.width, img.height) if cand.label == "jpeg:self" else (None, None)
-    jpeg = preview.encode_jpeg(img)
-    asset.preview_key = hashes.bytes_key(jpeg)
-    gray = preview.feature_image(img)
-    asset.features = features.compute(gray, asset.iso)
+    # img: the upright grayscale analysis image (long edge <= 512); its bytes address it
+    asset.preview_key = hashes.bytes_key(img.tobytes())
+    asset.features = features.compute(img, asset.iso)
     asset.features_version = features.FEATURES_VERSION
-    asset.dhash, asset.phash = hashes.perceptual(gray)
-    return IngestResult(asset, jpeg)
+    asset.dhash, asset.phash = hashes.perceptual(img)
+    return IngestResult(asset)
