@@ -11,7 +11,8 @@ from typing import Optional
 import typer
 
 from qrate.cli import app
-from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, stdout
+from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, stderr, stdout
+from qrate.cli.llm_opts import LLM_MODEL_OPT, NL_OPT, VERBOSE_OPT, filler_for, report_llm
 from qrate.cli.plan_exec import execute, print_plan
 from qrate.errors import EXIT_OK, QrateError, UsageError
 from qrate.frontend import plans
@@ -25,11 +26,11 @@ OUT_DIR_OPT = typer.Option(None, "--out-dir", help="Export the buckets here (doc
 NOW_OPT = typer.Option(None, "--now", help="Resolve relative dates against this time (ISO), not the clock.")
 
 
-def _build(text, preset, plan_file, sets, now, in_paths, out_dir) -> plans.Built:
+def _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl="rules", filler=None) -> plans.Built:
     if not (text or preset or plan_file):
         raise UsageError("nothing to run", hint='give text ("best 20 from yesterday"), --preset NAME or --plan FILE')
     return plans.build(text=text, preset=preset, plan_file=plan_file, sets=sets, now=plans.parse_now(now),
-                       in_paths=in_paths, out_dir=out_dir)
+                       in_paths=in_paths, out_dir=out_dir, nl=nl, filler=filler)
 
 
 @app.command()
@@ -47,12 +48,18 @@ def run(
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes for indexing (0 = one per CPU)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON record per asset on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    nl: str = NL_OPT,
+    llm_model: Optional[str] = LLM_MODEL_OPT,
+    verbose: bool = VERBOSE_OPT,
 ) -> None:
     """Compile an intent, a preset or a plan file into a plan and run it.
 
     `qrate "TEXT" ...` is short for `qrate run "TEXT" ...`.
     """
-    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir)
+    filler = filler_for(nl, llm_model)
+    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir, nl, filler)
+    if verbose and filler is not None:
+        report_llm(filler.llm, stderr)
     execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet)
 
 
@@ -66,9 +73,20 @@ def plan_command(
     out_dir: Optional[str] = OUT_DIR_OPT,
     now: Optional[str] = NOW_OPT,
     json_out: bool = typer.Option(False, "--json", help="Only the plan JSON (valid against schemas/plan.schema.json)."),
+    nl: str = NL_OPT,
+    llm_model: Optional[str] = LLM_MODEL_OPT,
+    verbose: bool = VERBOSE_OPT,
+    compare: bool = typer.Option(False, "--compare", help="Compile TEXT with the rule parser and with the LLM "
+                                 "and show both plans side by side."),
 ) -> None:
     """Compile only: print the plan (a readable summary, then its JSON). Reads no photo."""
-    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir)
+    if compare:
+        _compare(text, preset, set_, now, in_paths, out_dir, llm_model, verbose)
+        return
+    filler = filler_for(nl, llm_model)
+    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir, nl, filler)
+    if verbose and filler is not None:
+        report_llm(filler.llm, stderr)
     data = built.plan.model_dump(mode="json")
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -80,6 +98,48 @@ def plan_command(
         slots = built.slots.model_dump(exclude_defaults=True)
         stdout.print("intent slots: " + json.dumps(slots, ensure_ascii=False), markup=False)
     stdout.print(json.dumps(data, indent=2, ensure_ascii=False), markup=False)
+
+
+def _plan_rows(plan) -> dict[str, str]:
+    rows = {"top": str(plan.selection.top), "per burst": str(plan.selection.per_burst)}
+    weights = {k: v for k, v in plan.scoring.weights.model_dump().items() if v is not None}
+    rows["weights"] = json.dumps(weights) if weights else "-"
+    for f in plan.filters:
+        d = f.model_dump(mode="json", exclude_none=True)
+        d.pop("op"), d.pop("phrase", None)
+        rows[f"filter {f.op}"] = json.dumps(d, ensure_ascii=False) if d else "yes"
+    return rows
+
+
+def _compare(text, preset, sets, now, in_paths, out_dir, llm_model, verbose) -> None:
+    from rich.table import Table
+
+    from qrate.cli.llm_opts import LazyFiller
+
+    if not text:
+        raise UsageError("--compare needs the words to compile", hint='qrate plan --compare "best 20 from yesterday"')
+    ruled = _build(text, preset, None, sets, now, in_paths, out_dir, "rules", None)
+    filler = LazyFiller(llm_model)
+    llmed = _build(text, preset, None, sets, now, in_paths, out_dir, "llm", filler)
+    a, b = _plan_rows(ruled.plan), _plan_rows(llmed.plan)
+    t = Table(title=f"{text!r}", show_header=True, header_style="bold")
+    t.add_column("")
+    t.add_column("rules")
+    t.add_column("llm")
+    t.add_column("")
+    for key in list(dict.fromkeys([*a, *b])):
+        x, y = a.get(key, "-"), b.get(key, "-")
+        t.add_row(key, x, y, "" if x == y else "differs")
+    stdout.print(t)
+    for label, built in (("rules", ruled), ("llm", llmed)):
+        slots = built.slots.model_dump(exclude_defaults=True) if built.slots else {}
+        stdout.print(f"{label} slots: " + json.dumps(slots, ensure_ascii=False), markup=False)
+        for n in built.notes:
+            stdout.print(f"{label} note: {n}", markup=False)
+    same = ruled.plan.model_dump(exclude={"description"}) == llmed.plan.model_dump(exclude={"description"})
+    stdout.print("the two plans are the same" if same else "the plans differ: review before running", markup=False)
+    if verbose:
+        report_llm(filler.llm, stderr)
 
 
 def schema_text(which: str = "plan") -> str:
@@ -135,6 +195,10 @@ def explain(
     bucket: Optional[str] = typer.Option(None, "--bucket", help="Only photos of this bucket."),
     json_out: bool = typer.Option(False, "--json", help="The raw machine reasons, one JSON line per photo."),
     db: Optional[str] = DB_OPTION,
+    polish: bool = typer.Option(False, "--polish", help="Let the local LLM rephrase each explanation; a verifier "
+                                "keeps it only if every number, file name and reason is in the machine reasons."),
+    llm_model: Optional[str] = LLM_MODEL_OPT,
+    verbose: bool = VERBOSE_OPT,
 ) -> None:
     """Say in plain words why each photo landed where it did (from its machine reasons)."""
     from qrate.backends.explain import explain_record
@@ -151,12 +215,33 @@ def explain(
         records = [r for r in records if r.get("bucket") == bucket]
     elif not all_:
         records = [r for r in records if r.get("bucket") == "best"]
+    polisher = None
+    if polish and not json_out:
+        from qrate.extras.llm import Polisher, load
+
+        polisher = Polisher(load(llm_model))
+    kept = 0
     for r in records:
         if json_out:
             sys.stdout.write(json.dumps({"path": r["path"], "bucket": r.get("bucket"), "reasons": r.get("reasons")},
                                         ensure_ascii=True) + "\n")
-        else:
-            stdout.print(f"{display_path(r['path'])}\n  {explain_record(r)}", markup=False)
+            continue
+        text = explain_record(r)
+        if polisher is not None:
+            from qrate.frontend.nl import verify_polish
+
+            candidate = polisher.polish(text)
+            ok, why = verify_polish(text, candidate, r)
+            if ok:
+                kept += 1
+                text = candidate
+            else:
+                text += f"\n  (the LLM's rephrasing was not used: {why})"
+        stdout.print(f"{display_path(r['path'])}\n  {text}", markup=False)
+    if polisher is not None:
+        stderr.print(f"polish: {kept} of {len(records)} rephrasings passed the verifier", markup=False)
+        if verbose:
+            report_llm(polisher.llm, stderr)
     raise typer.Exit(EXIT_OK)
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from qrate.errors import QrateError, UsageError
 from qrate.frontend import compiler, rules
+from qrate.frontend import nl as nl_mod
 from qrate.plan.intent import IntentSlots
 from qrate.plan.models import Plan
 
@@ -146,6 +147,7 @@ class Built:
     notes: list[str] = field(default_factory=list)
     slots: IntentSlots | None = None
     origin: str = "flags"
+    nl: object | None = None  # qrate.frontend.nl.NlResult when the plan came from words
 
 
 def parse_now(text: str | None) -> dt.datetime:
@@ -159,12 +161,16 @@ def parse_now(text: str | None) -> dt.datetime:
 
 def build(text: str | None = None, preset: str | None = None, plan_file: str | None = None,
           sets: list[str] | None = None, now: dt.datetime | None = None, in_paths: list[str] | None = None,
-          out_dir: str | None = None) -> Built:
+          out_dir: str | None = None, nl: str = "rules", filler=None) -> Built:
+    """The one way to a plan. ``nl`` picks the words parser (rules, llm, auto: docs/llm.md);
+    ``filler`` is the LLM slot filler those need."""
+
     now = now or parse_now(None)
     if plan_file and (preset or text):
         raise UsageError("--plan cannot be combined with a preset or text")
     notes: list[str] = []
     slots = None
+    nl_result = None
     origin = "flags"
     if plan_file:
         try:
@@ -184,9 +190,10 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
         data = preset_dict(preset) if preset else {"qrate_plan": 1}
         origin = f"preset {preset}" if preset else "defaults"
         if text:
-            slots = rules.parse(text)
-            compiled = compiler.compile_slots(slots, now, base=data, description=text)
+            compiled, nl_result = nl_mod.compile_text(text, nl, filler, now, base=data)
+            slots = compiled.slots
             data = compiled.plan.model_dump(mode="json", exclude_defaults=True)
+            notes.extend(nl_result.notes)
             notes.extend(compiled.notes)
             origin = f"{origin} + text" if preset else "text"
     for s in sets or []:
@@ -195,4 +202,5 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
         data.setdefault("source", {})["paths"] = [os.path.abspath(p) for p in in_paths]
     if out_dir:
         data.setdefault("outputs", {})["out_dir"] = os.path.abspath(out_dir)
-    return Built(plan=validate(data), notes=notes, slots=slots, origin=origin)
+    return Built(plan=validate(data), notes=notes, slots=slots, origin=origin,
+                 nl=nl_result if text and not plan_file else None)
