@@ -20,17 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from qrate.extras import llm as llm_mod  # noqa: E402
 from qrate.frontend import nl  # noqa: E402
-from tests.test_intents import INTENTS, NOW, expected  # noqa: E402
-
-
-def fields(compiled) -> dict:
-    p = compiled.plan
-    return {
-        "top": p.selection.top, "per_burst": p.selection.per_burst,
-        "weights": {k: v for k, v in p.scoring.weights.model_dump().items() if v is not None},
-        "filters": sorted(([{k: v for k, v in f.model_dump(mode="json", exclude_none=True).items() if k != "phrase"}
-                            for f in p.filters]), key=lambda f: f["op"]),
-    }
+from tests.test_intents import INTENTS, NOW, executed, expected_executed  # noqa: E402
 
 
 def main() -> None:
@@ -45,11 +35,11 @@ def main() -> None:
     for mode in ("rules", "llm", "auto"):
         ok, lat, fallbacks, calls0 = 0, [], 0, len(model.calls)
         for text, spec in INTENTS:
-            want = {k: v for k, v in expected(spec).items() if k in ("top", "per_burst", "weights", "filters")}
+            want = expected_executed(spec)
             t = time.perf_counter()
             compiled, r = nl.compile_text(text, mode, filler if mode != "rules" else None, NOW)
             lat.append(time.perf_counter() - t)
-            good = fields(compiled) == want
+            good = executed(compiled.plan) == want
             ok += good
             fallbacks += r.used == "fallback:rules"
             if mode != "rules":

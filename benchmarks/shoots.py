@@ -19,7 +19,6 @@ Layouts:
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import tempfile
 
@@ -131,9 +130,3 @@ def write_shoot(folder: str, tmpl: list[bytes], n: int, ext: str, first: int = 0
 
 def scratch(prefix: str = "qrate-bench-") -> str:
     return tempfile.mkdtemp(prefix=prefix)
-
-
-def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()

@@ -92,17 +92,24 @@ WRONG = {
 }
 
 
+def executed(plan) -> dict:
+    """What a plan does when run: count, per-burst, weights and every filter with its values.
+    Also the measure of "fully correct" for the LLM tests and benchmarks/bench_llm.py."""
+    return {
+        "top": plan.selection.top, "per_burst": plan.selection.per_burst,
+        "weights": {k: v for k, v in plan.scoring.weights.model_dump().items() if v is not None},
+        "filters": sorted(([{k: v for k, v in f.model_dump(mode="json", exclude_none=True).items() if k != "phrase"}
+                            for f in plan.filters]), key=lambda f: f["op"]),
+    }
+
+
+def expected_executed(spec: dict) -> dict:
+    return {k: v for k, v in expected(spec).items() if k in ("top", "per_burst", "weights", "filters")}
+
+
 def actual(text: str) -> dict:
     c = compile_slots(parse(text), NOW)
-    p = c.plan
-    out = {
-        "top": p.selection.top, "per_burst": p.selection.per_burst,
-        "weights": {k: v for k, v in p.scoring.weights.model_dump().items() if v is not None},
-        "filters": sorted(([{k: v for k, v in f.model_dump(mode="json", exclude_none=True).items() if k != "phrase"}
-                            for f in p.filters]), key=lambda f: f["op"]),
-        "unknown": c.unknown, "refused": c.refused,
-    }
-    return out
+    return {**executed(c.plan), "unknown": c.unknown, "refused": c.refused}
 
 
 def expected(spec: dict) -> dict:

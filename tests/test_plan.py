@@ -19,7 +19,7 @@ from qrate.frontend.plans import PlanError, build, validate
 from qrate.passes import cull as cull_mod, score as score_mod
 from qrate.passes.scope import apply_scope
 from qrate.plan import models
-from qrate.plan.models import FILTER_MODELS, Plan
+from qrate.plan.models import FILTER_MODELS
 from tests.cullkit import asset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -82,8 +82,6 @@ def test_orientation_is_applied(dng, scene):
 @pytest.mark.samples
 def test_orientation_samples_come_out_alike(samples):
     """landscape_N.jpg is the same picture stored with EXIF orientation N: all normalize to one image."""
-    from qrate.passes.ingest import IngestOptions, ingest_one
-    from qrate.passes.scan import ScanEntry
 
     imgs = []
     for n in range(1, 9):

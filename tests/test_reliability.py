@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from qrate.demo.synth import ShootSpec, generate_shoot
 from qrate.executor import IndexOptions, Workspace, run_index

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from qrate.cache.index import Index
 from qrate.errors import FileError
-from qrate.ir import Asset, kind_of_ext
+from qrate.ir import Asset
 from qrate.passes import features as features_mod
 from qrate.passes import hashes, preview
 from qrate.passes.cull import CullParams, CullResult, cull
-from qrate.passes.ingest import IngestOptions, IngestResult, ingest_one
+from qrate.passes.ingest import IngestOptions, IngestResult, failed, ingest_one
 from qrate.passes.scan import ScanEntry, normalize_exts, scan
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -124,10 +124,7 @@ def _work_ingest(entry: ScanEntry) -> IngestResult:
 
 
 def _crashed_ingest(entry: ScanEntry) -> IngestResult:
-    asset = Asset(entry.path, entry.size, entry.mtime_ns, entry.ext, kind_of_ext(entry.ext), list(entry.companions))
-    asset.status = "error"
-    asset.error = FileError("crashed", "a decoder crashed on this file (its worker process died); the run went on")
-    return IngestResult(asset)
+    return failed(entry, "crashed", "a decoder crashed on this file (its worker process died); the run went on")
 
 
 def _work_hash(path: str) -> tuple[str, str | None, str | None]:
@@ -172,7 +169,6 @@ class _PoolMap:
     def __init__(self, make_pool, fn, items, workers, chunksize, on_crash) -> None:
         self.make_pool, self.fn, self.items = make_pool, fn, items
         self.workers, self.chunksize, self.on_crash = workers, chunksize, on_crash
-        self.crashes = 0
 
     def __iter__(self):
         pool = self.make_pool(self.workers)
@@ -205,7 +201,6 @@ class _PoolMap:
                 try:
                     yield pool.submit(self.fn, item).result()
                 except BrokenProcessPool:
-                    self.crashes += 1
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = self.make_pool(1)
                     yield self.on_crash(item)

@@ -33,6 +33,15 @@ def _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl="rules", fi
                        in_paths=in_paths, out_dir=out_dir, nl=nl, filler=filler)
 
 
+def _build_nl(text, preset, plan_file, sets, now, in_paths, out_dir, nl, llm_model, verbose) -> plans.Built:
+    """_build with the words parser ``nl`` (the model loads only if needed); --verbose reports it."""
+    filler = filler_for(nl, llm_model)
+    built = _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl, filler)
+    if verbose and filler is not None:
+        report_llm(filler.llm, stderr)
+    return built
+
+
 @app.command()
 def run(
     text: Optional[str] = TEXT_ARG,
@@ -56,10 +65,7 @@ def run(
 
     `qrate "TEXT" ...` is short for `qrate run "TEXT" ...`.
     """
-    filler = filler_for(nl, llm_model)
-    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir, nl, filler)
-    if verbose and filler is not None:
-        report_llm(filler.llm, stderr)
+    built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose)
     execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet)
 
 
@@ -83,10 +89,7 @@ def plan_command(
     if compare:
         _compare(text, preset, set_, now, in_paths, out_dir, llm_model, verbose)
         return
-    filler = filler_for(nl, llm_model)
-    built = _build(text, preset, plan_file, set_, now, in_paths, out_dir, nl, filler)
-    if verbose and filler is not None:
-        report_llm(filler.llm, stderr)
+    built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose)
     data = built.plan.model_dump(mode="json")
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

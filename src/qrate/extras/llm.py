@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 from qrate.errors import MissingExtraError, QrateError
-from qrate.plan.intent import IntentSlots
 
 INSTALL_HINT = ("CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
                 "-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF\" "

@@ -14,7 +14,6 @@ import yaml
 from pydantic import ValidationError
 
 from qrate.errors import QrateError, UsageError
-from qrate.frontend import compiler, rules
 from qrate.frontend import nl as nl_mod
 from qrate.plan.intent import IntentSlots
 from qrate.plan.models import Plan
@@ -147,7 +146,6 @@ class Built:
     notes: list[str] = field(default_factory=list)
     slots: IntentSlots | None = None
     origin: str = "flags"
-    nl: object | None = None  # qrate.frontend.nl.NlResult when the plan came from words
 
 
 def parse_now(text: str | None) -> dt.datetime:
@@ -170,7 +168,6 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
         raise UsageError("--plan cannot be combined with a preset or text")
     notes: list[str] = []
     slots = None
-    nl_result = None
     origin = "flags"
     if plan_file:
         try:
@@ -202,5 +199,4 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
         data.setdefault("source", {})["paths"] = [os.path.abspath(p) for p in in_paths]
     if out_dir:
         data.setdefault("outputs", {})["out_dir"] = os.path.abspath(out_dir)
-    return Built(plan=validate(data), notes=notes, slots=slots, origin=origin,
-                 nl=nl_result if text and not plan_file else None)
+    return Built(plan=validate(data), notes=notes, slots=slots, origin=origin)

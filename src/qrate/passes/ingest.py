@@ -56,8 +56,19 @@ def _copy_metadata(asset: Asset, md: Metadata) -> None:
         setattr(asset, name, getattr(md, name))
 
 
+def _asset_of(entry: ScanEntry) -> Asset:
+    return Asset(entry.path, entry.size, entry.mtime_ns, entry.ext, kind_of_ext(entry.ext), list(entry.companions))
+
+
+def failed(entry: ScanEntry, code: str, message: str) -> IngestResult:
+    """The result for a file that could not be ingested at all (e.g. its worker died)."""
+    asset = _asset_of(entry)
+    asset.status, asset.error = "error", FileError(code, message)
+    return IngestResult(asset)
+
+
 def ingest_one(entry: ScanEntry, opts: IngestOptions) -> IngestResult:
-    asset = Asset(entry.path, entry.size, entry.mtime_ns, entry.ext, kind_of_ext(entry.ext), list(entry.companions))
+    asset = _asset_of(entry)
     try:
         return _ingest(asset, opts)
     except ReadError as e:
@@ -108,7 +119,7 @@ def _ingest(asset: Asset, opts: IngestOptions) -> IngestResult:
         ctx = preview.Context(asset.path, src, container, is_raw)
         try:
             img, cand, pnotes = preview.extract(ctx, md.orientation, opts.preview)
-        except ReadError as e:
+        except ReadError:
             if container.kind == "unknown" and md.empty:
                 raise ReadError("not_an_image", "the content is not a known image or RAW format") from None
             raise
