@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import os
 
 import pytest
@@ -61,14 +60,14 @@ def test_each_bad_file_gets_its_own_error(hostile, tmp_path):
 
 
 def test_unreadable_file(hostile, tmp_path, monkeypatch):
-    real_open = builtins.open
+    real_open = os.open  # ingest opens with os.open (O_NONBLOCK: a FIFO never blocks it)
 
     def fake_open(path, *a, **kw):
         if str(path).endswith("good.DNG"):
             raise PermissionError(13, "Permission denied")
         return real_open(path, *a, **kw)
 
-    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_open)
     _, by = run(hostile, tmp_path / "i.sqlite")
     assert by["good.DNG"].error.code == "unreadable" and "Permission denied" in by["good.DNG"].error.message
 

@@ -56,7 +56,9 @@ def test_every_code_is_produced_by_some_input():
     ]
     nofeat = asset("/s/nofeat.nef", 0)
     nofeat.features = None
-    everything = burst + others + [nofeat]
+    other_body = asset("/s/b0.JPG", 100.0, cam=("Nikon", "Z 8", "2"), dhash="0123456789abcdef")  # not b0.nef's shot
+    other_body.ext, other_body.kind = "jpg", "jpeg"
+    everything = burst + others + [nofeat, other_body]
     seen = emitted(cull(everything, CullParams(top=2, min_sharpness=100, max_clip=0.3, dedupe_global=True)))
     seen |= emitted(cull(everything))
     seen |= emitted(cull(everything, CullParams(reject_flags=("noisy", "softer_than_burst"), min_quality=1e6)))

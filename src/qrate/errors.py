@@ -73,6 +73,8 @@ FILE_ERROR_CODES = {
     "no_preview": "no usable embedded preview and the raw data cannot be decoded",
     "decompression_bomb": "the image claims more pixels than qrate will ever decode",
     "crashed": "a native decoder crashed on the file; its worker process died and the run went on",
+    "not_regular": "not a regular file (a FIFO, socket or device, or a link to one); never opened",
+    "outside_tree": "a symbolic link that leads outside the folder being read; not followed",
     "internal": "an unexpected error inside qrate (a bug: please report it)",
 }
 

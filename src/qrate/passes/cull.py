@@ -3,7 +3,8 @@
 :func:`cull` is a pure function of (assets, params): no I/O, no clock in its results, no
 dependence on worker counts or on the order of its input. Bucket rules (docs/culling.md):
 
-* ``error``: the file could not be read, or has no features -- nothing was judged;
+* ``error``: not assessed -- the file could not be read, or it was read but holds nothing to judge
+  (a preview below the analysis size, raw data without real signal): never picked, never trash;
 * ``trash``: a hard flag (too_blurry, too_dark, too_bright), a failed hard filter
   (--min-sharpness, --max-clip), a byte-identical copy of another file, or two soft flags at once;
 * ``best``: the top ``keep_per_burst`` usable frames of each burst (distinct near-duplicate
@@ -22,7 +23,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from qrate.ir import BUCKETS, Asset, Decision
+from qrate.errors import FileError
+from qrate.ir import BUCKETS, HEIF_EXTS, JPEG_EXTS, RAW_EXTS, Asset, Decision
 from qrate.passes import bursts as bursts_mod
 from qrate.passes import features as features_mod
 from qrate.passes import neardup, score as score_mod
@@ -89,7 +91,48 @@ class CullResult:
 
 
 def _judged(a: Asset) -> bool:
-    return a.status == "ok" and a.features is not None and a.error is None
+    return a.status == "ok" and features_mod.judgeable(a.features) and a.error is None
+
+
+def _not_judged(d: Decision, a: Asset) -> None:
+    """Bucket ``error`` (not assessed) with the evidence of why nothing was judged."""
+    d.bucket = "error"
+    f = a.features or {}
+    why = f.get(features_mod.NOT_JUDGED) or "no_features"
+    evidence = {k: v for k, v in f.items() if k != features_mod.NOT_JUDGED}
+    d.reasons.append(reason("not_judged", why=why, preview=a.preview_source, **evidence))
+    if why == "small_preview":
+        msg = (f"the best preview is only {f.get('preview_width')}x{f.get('preview_height')} pixels, below the "
+               f"{f.get('analysis_edge')} px analysis size; look at this file yourself")
+    else:
+        msg = "indexed without features (no usable preview); look at this file yourself"
+    d.error = FileError("not_judged", msg)  # the summary and the manifest's "error" field say why
+
+
+def _not_paired(assets: Sequence[Asset], dec: list[Decision]) -> None:
+    """A RAW and a same-stem JPEG/HEIF in one folder that are both assets were not paired (scan
+    proposed it; ingest found another camera or capture time): each says so, with the evidence."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, a in enumerate(assets):
+        d, name = os.path.split(a.path)
+        groups[(d, os.path.splitext(name)[0].lower())].append(i)
+    for members in groups.values():
+        raws = [i for i in members if assets[i].ext in RAW_EXTS]
+        others = [i for i in members if assets[i].ext in JPEG_EXTS or assets[i].ext in HEIF_EXTS]
+        if not raws or not others:
+            continue
+        for i in raws[:1]:
+            for j in others:
+                for x, y in ((i, j), (j, i)):
+                    ax, ay = assets[x], assets[y]
+                    dec[x].reasons.append(reason(
+                        "not_paired", other=ay.path, camera=_camera(ax), other_camera=_camera(ay),
+                        capture_time=ax.capture_time, other_capture_time=ay.capture_time))
+
+
+def _camera(a: Asset) -> str | None:
+    cam = " ".join(x for x in (a.make, a.model) if x)
+    return (f"{cam} #{a.serial}" if a.serial else cam) or None
 
 
 def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullResult:
@@ -110,8 +153,8 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
             code = a.error.code if a.error else "internal"
             dec[i].reasons.append(reason("file_error", error=code, message=a.error.message if a.error else ""))
         elif not judged[i]:
-            dec[i].bucket = "error"
-            dec[i].reasons.append(reason("not_judged", preview=a.preview_source))
+            _not_judged(dec[i], a)
+    _not_paired(assets, dec)
 
     # -- exact duplicates: the first path (bytes order) is judged, the others are trash ------------
     by_hash: dict[str, list[int]] = defaultdict(list)

@@ -12,7 +12,10 @@ import math
 import numpy as np
 from PIL import Image
 
-FEATURES_VERSION = 3  # 2: block-based noise estimator; 3: computed on a DCT-scaled grayscale decode
+# 2: block-based noise estimator; 3: computed on a DCT-scaled grayscale decode; 4: previews below the
+# analysis size and raw data without real signal are not judged, and RAW+JPEG pairs are confirmed by
+# camera and capture time (re-reading every row once re-decides both)
+FEATURES_VERSION = 4
 TILE_GRID = 4  # sharpness is also measured on a 4x4 grid of tiles; the best tile counts
 
 THRESHOLDS = {
@@ -33,6 +36,20 @@ THRESHOLDS = {
 }
 SOFT_FLAGS = ("clipped_highlights", "clipped_shadows", "noisy")
 HARD_FLAGS = ("too_blurry", "too_dark", "too_bright")
+
+
+NOT_JUDGED = "not_judged"  # the key of a features record that holds why nothing was measured
+
+
+def not_judged(why: str, **evidence) -> dict:
+    """The features record of a file that was read but cannot be judged (a preview below the
+    analysis size): ``{"not_judged": why, **evidence}``, no measurements and no flags."""
+    return {NOT_JUDGED: why, **evidence}
+
+
+def judgeable(f: dict | None) -> bool:
+    """Whether a features record holds measurements (not None, not a :func:`not_judged` record)."""
+    return f is not None and NOT_JUDGED not in f
 
 
 def _block_sums(x: np.ndarray, ny: int, nx: int, dtype=np.float64) -> np.ndarray:

@@ -11,6 +11,8 @@ import blake3
 import numpy as np
 from PIL import Image
 
+from qrate.readers.safeio import open_regular_file
+
 CHUNK = 1 << 20
 
 
@@ -52,7 +54,7 @@ def perceptual(gray: Image.Image) -> tuple[str, str]:
 def content_hash(path: str) -> str:
     """blake3 of the whole file, streamed in 1 MiB chunks."""
     h = blake3.blake3()
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:  # a file swapped for a FIFO or /dev/zero since the scan: refused
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()

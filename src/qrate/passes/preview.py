@@ -9,7 +9,11 @@ Chain (each strategy adds candidates; the chain stops as soon as one is large en
 4. ``exiftool`` - ``exiftool -b -PreviewImage|-JpgFromRaw|-ThumbnailImage`` when it is on PATH
    (only when nothing usable was found).
 5. ``raw-decode`` - a half-size LibRaw postprocess of the raw data, for RAW files whose pixels
-   decode but that carry no preview; recorded as such. Never used when a preview exists.
+   decode but that carry no preview of the analysis size; recorded as such. Never used when such a
+   preview exists, and never for raw data without real signal (:func:`raw_signal`).
+
+Strategies 3-5 run only when no candidate reaches the analysis size (512): a file judged from a
+thumbnail is not judged at all (``passes/ingest.py``), so the chain looks harder first.
 
 The smallest candidate whose long edge is at least the decode size (1024) wins (it decodes
 fastest); if none is that large, the largest usable one. It is decoded once, straight to grayscale
@@ -69,6 +73,36 @@ class Context:
     src: Source
     container: Container
     is_raw: bool  # a RAW container (LibRaw may know it)
+    raw_signal: dict | None = None  # raw_signal()'s evidence when the raw data was looked at
+
+
+#: raw data has real signal when the middle 98% of its values (1st..99th percentile) spans at least
+#: this many raw levels: any exposure, and even a lens-cap frame's read noise, does; a stripped or
+#: placeholder raw area (all zeros, a constant, a few stray values) does not.
+MIN_RAW_SPREAD = 2
+
+
+def raw_signal(visible, black_level: float, white_level: float) -> dict:
+    """Evidence of whether LibRaw's visible raw area holds a real image (pure; numpy array in).
+    ``{"signal": bool, "raw_p1", "raw_p99", "raw_mean", "black_level", "white_level"}``."""
+    import numpy as np
+
+    a = np.asarray(visible)
+    sub = a[::3, ::3] if a.ndim >= 2 else a  # a stride of 3 mixes the CFA colours
+    if sub.size == 0:
+        return {"signal": False, "raw_p1": None, "raw_p99": None, "raw_mean": None,
+                "black_level": float(black_level), "white_level": float(white_level)}
+    p1, p99 = (float(x) for x in np.percentile(sub, [1, 99]))
+    return {"signal": p99 - p1 >= MIN_RAW_SPREAD, "raw_p1": p1, "raw_p99": p99,
+            "raw_mean": round(float(sub.mean(dtype=np.float64)), 2),
+            "black_level": float(black_level), "white_level": float(white_level)}
+
+
+def describe_raw_signal(ev: dict) -> str:
+    if ev.get("raw_p1") is None:
+        return "the raw area is empty"
+    return (f"98% of the raw values lie within {ev['raw_p1']:g}..{ev['raw_p99']:g} (mean {ev['raw_mean']:g}; "
+            f"black level {ev['black_level']:g}, white level {ev['white_level']:g}): no real image")
 
 
 def choose(cands: list[Candidate], target: int) -> Candidate | None:
@@ -82,6 +116,17 @@ def choose(cands: list[Candidate], target: int) -> Candidate | None:
     return max(usable, key=lambda c: (c.width * c.height, c.label))
 
 
+def libraw_path(ctx: Context) -> str:
+    """The path LibRaw opens: on Linux the descriptor ingest already opened and checked (a regular
+    file: ``qrate.readers.safeio``), through ``/proc/self/fd``, so a file swapped for a FIFO or a
+    device after that check is never what LibRaw reads; elsewhere the path itself."""
+    try:
+        proc = f"/proc/self/fd/{ctx.src.f.fileno()}"
+    except (AttributeError, OSError, ValueError):
+        return ctx.path
+    return proc if os.path.exists(proc) else ctx.path
+
+
 # -- strategies -------------------------------------------------------------------------------
 def strat_container(ctx: Context) -> list[Candidate]:
     return list(ctx.container.candidates)
@@ -93,7 +138,7 @@ def strat_rawpy(ctx: Context) -> list[Candidate]:
     import rawpy
 
     try:
-        with quiet_stderr(), rawpy.imread(ctx.path) as raw:
+        with quiet_stderr(), rawpy.imread(libraw_path(ctx)) as raw:
             thumb = raw.extract_thumb()
     except Exception:  # LibRaw errors are many and untyped; absence of a thumb is not an error here
         return []
@@ -176,10 +221,11 @@ def strat_raw_decode(ctx: Context) -> list[Candidate]:
     import rawpy
 
     try:
-        with quiet_stderr(), rawpy.imread(ctx.path) as raw:
-            visible = raw.raw_image_visible
-            if visible.size == 0 or int(visible.min()) == int(visible.max()):
-                return []  # stripped file: the raw area is constant, a decode would be a flat grey card
+        with quiet_stderr(), rawpy.imread(libraw_path(ctx)) as raw:
+            blacks = list(raw.black_level_per_channel or [0])
+            ctx.raw_signal = raw_signal(raw.raw_image_visible, sum(blacks) / len(blacks), raw.white_level)
+            if not ctx.raw_signal["signal"]:
+                return []  # stripped file: a decode would be a grey card or a colour pattern, not a photo
             rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
     except Exception:
         return []
@@ -208,7 +254,7 @@ def gather(ctx: Context, opts: PreviewOptions) -> list[Candidate]:
         best = choose(cands, opts.target)
         if best is not None and best.long_edge >= opts.target:
             break
-        if name in _ONLY_WHEN_NOTHING_USABLE and best is not None:
+        if name in _ONLY_WHEN_NOTHING_USABLE and best is not None and best.long_edge >= opts.edge:
             continue
         cands.extend(_IMPL[name](ctx))
     return cands
@@ -278,12 +324,13 @@ def extract(ctx: Context, orientation: int | None, opts: PreviewOptions) -> tupl
         raise ReadError(
             "no_preview", f"the image is only {s.width}x{s.height} pixels, too small to judge (metadata only)"
         )
+    raw = "no decodable raw data"
+    if ctx.raw_signal is not None and not ctx.raw_signal["signal"]:
+        raw = f"raw data without real signal ({describe_raw_signal(ctx.raw_signal)})"
     if stubs:
         s = max(stubs, key=lambda c: c.long_edge)
-        raise ReadError(
-            "no_preview", f"only a {s.width}x{s.height} stub preview and no decodable raw data (metadata only)"
-        )
-    raise ReadError("no_preview", "no embedded preview and no decodable raw data (metadata only)")
+        raise ReadError("no_preview", f"only a {s.width}x{s.height} stub preview and {raw} (metadata only)")
+    raise ReadError("no_preview", f"no embedded preview and {raw} (metadata only)")
 
 
 def shrink(img: Image.Image, edge: int) -> Image.Image:

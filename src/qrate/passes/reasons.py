@@ -20,6 +20,7 @@ CODES: dict[str, str] = {
     "below_min_quality": "a burst pick whose quality is below the plan's selection.min_score",
     # grouping
     "no_capture_time": "no camera capture time (only the file's mtime): kept out of bursts, a burst of its own",
+    "not_paired": "a RAW and a same-name JPEG/HEIF that are not one shot (another camera or capture time): both judged",
     "near_duplicate_of": "visually near-identical (perceptual hashes) to the photo picked from its cluster",
     "exact_duplicate_of": "byte-identical to another file; only one copy is judged",
     # technical flags (thresholds: qrate.passes.features.THRESHOLDS, docs/features.md)
@@ -37,7 +38,7 @@ CODES: dict[str, str] = {
     "rejected_flag": "a soft flag the plan rejects (filter exclude_flags) was raised",
     # not judged
     "file_error": "the file could not be read; nothing was judged",
-    "not_judged": "indexed without features (no usable preview); nothing was judged",
+    "not_judged": "read, but nothing to judge (a preview below the analysis size, no features); never picked",
 }
 
 
