@@ -75,19 +75,24 @@ TEMPLATES: dict[str, Callable[[dict], str]] = {
 
 
 def sentence(r: dict) -> str:
-    fn = TEMPLATES.get(r.get("code", ""))
+    if not isinstance(r, dict):  # a manifest is read back from disk: anything may be in it
+        return "(an unreadable reason)"
+    code = r.get("code", "")
+    fn = TEMPLATES.get(code) if isinstance(code, str) else None
     if fn is None:
-        return f"{r.get('code')}"
+        return f"{code}"
     try:
         return fn(r)
-    except (KeyError, TypeError, ValueError):
-        return str(r.get("code"))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return str(code)
 
 
 def explain_record(rec: dict) -> str:
     """One photo's record (manifest or ``cull --json``) -> one paragraph."""
     bucket = rec.get("bucket", "?")
-    reasons = list(rec.get("reasons") or [])
+    bucket = bucket if isinstance(bucket, str) else "?"
+    reasons = rec.get("reasons") or []
+    reasons = list(reasons) if isinstance(reasons, list) else []
     head = BUCKET_WORDS.get(bucket, bucket)
     if not reasons:
         if bucket == "good":
@@ -97,7 +102,8 @@ def explain_record(rec: dict) -> str:
     text = f"{head}: {sentence(first)}"
     if rest:
         text += "; " + "; ".join(sentence(r) for r in rest)
-    flags = set(rec.get("flags") or [])
+    flags = rec.get("flags") or []
+    flags = {f for f in flags if isinstance(f, str)} if isinstance(flags, list) else set()
     if bucket == "best" and not flags & {"clipped_highlights", "clipped_shadows", "too_dark", "too_bright"}:
         text += "; exposure within range"
     return text + "."

@@ -7,9 +7,12 @@ user cache dir (``$XDG_CACHE_HOME/qrate/index.sqlite``) or where ``--db`` says.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import stat
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
 
@@ -58,21 +61,115 @@ def _prefix_range(root: str) -> tuple[bytes, bytes]:
     return key, key[:-1] + b"0"  # '0' is the byte after '/'
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 class Index:
-    def __init__(self, path: str | None) -> None:
-        """``path=None`` opens an in-memory index (``--no-cache``)."""
+    def __init__(self, path: str | None, readonly: bool = False) -> None:
+        """``path=None`` opens an in-memory index (``--no-cache``). ``readonly=True`` (status,
+        explain, export) opens an existing index without writing anything, so a read-only file
+        or folder can still be read; a missing file is an error rather than a new empty index.
+
+        Nothing is written (not even the journal-mode pragma) until the file is known to be a qrate
+        index, or empty, or absent: an SQLite database of another program, or any other non-empty
+        file (a photo), is refused untouched."""
         self.path = path
+        self.readonly = readonly
         try:
-            if path is not None:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self.db = sqlite3.connect(path or ":memory:", isolation_level=None, timeout=30)
+            if path is None:
+                self.db = sqlite3.connect(":memory:", isolation_level=None)
+                self._init_schema()
+                return
+            exists = self._check_file(path)
+            if readonly:
+                if not exists:
+                    raise IndexDbError(f"there is no index at {path}",
+                                       hint="run `qrate index PATH` first, or pass the --db it was written to")
+                self.db = self._connect_ro(path)
+                self._check_schema(self.db)
+                return
+            self._check_writable(path, exists)
+            if exists:
+                with contextlib.closing(self._connect_ro(path)) as probe:
+                    self._check_schema(probe)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._init_schema()
         except sqlite3.DatabaseError as e:
-            raise IndexDbError(f"cannot open the index {path}: {e}", hint="pass --db to use another file") from None
+            raise IndexDbError(f"cannot open the index {path}: {e}",
+                               hint="it is only a cache: delete it (or pass another --db) and index again") from None
         except OSError as e:
             raise IndexDbError(f"cannot create the index at {path}: {e.strerror}", hint="pass --db PATH") from None
+
+    @staticmethod
+    def _check_file(path: str) -> bool:
+        """Whether ``path`` exists as an index candidate; refuse what can never be one."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            raise IndexDbError(f"{path} is not a regular file, so it cannot be the index",
+                               hint="pass --db with a file name (a new file is created)")
+        if st.st_size == 0:
+            return True
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise IndexDbError(f"cannot read the index {path}: {e.strerror}", hint="check its permissions") from None
+        try:
+            head = os.read(fd, len(SQLITE_MAGIC))
+        finally:
+            os.close(fd)
+        if head != SQLITE_MAGIC:
+            raise IndexDbError(f"{path} is not a qrate index (it is not an SQLite database); qrate leaves it untouched",
+                               hint="pass --db with a new file name")
+        return True
+
+    @staticmethod
+    def _check_writable(path: str, exists: bool) -> None:
+        folder = os.path.dirname(os.path.abspath(path))
+        if exists and (not os.access(path, os.W_OK) or not os.access(folder, os.W_OK)):
+            raise IndexDbError(f"the index {path} is read-only: this command needs to write to it",
+                               hint="`qrate status`, `explain` and `export` can still read it; pass --db with a "
+                                    "writable file to index or cull")
+
+    @staticmethod
+    def _connect_ro(path: str) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # a WAL index in a read-only folder: no -shm can be made; read the file as it is
+            db.close()
+            db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """An SQLite file is qrate's when it has the ``meta`` table with a ``schema_version`` (an
+        empty database, with no table at all, may become one)."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables and not self.readonly:
+            return
+        row = None
+        if "meta" in tables:
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            raise IndexDbError(
+                f"{self.path} is an SQLite database that is not a qrate index; qrate leaves it untouched",
+                hint="pass --db with a new file name")
+        self._check_version(row[0])
+
+    def _check_version(self, value) -> None:
+        if str(value).strip() != str(SCHEMA_VERSION):
+            raise IndexDbError(
+                f"the index {self.path} has schema version {str(value)[:40]}, this qrate uses {SCHEMA_VERSION}",
+                hint="use another --db (or delete that index file; it is only a cache)",
+            )
 
     def _init_schema(self) -> None:
         row = None
@@ -80,11 +177,8 @@ class Index:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError:
             pass
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
-            raise IndexDbError(
-                f"the index {self.path} has schema version {row[0]}, this qrate uses {SCHEMA_VERSION}",
-                hint="use another --db (or delete that index file; it is only a cache)",
-            )
+        if row is not None:
+            self._check_version(row[0])
         self.db.executescript(_DDL)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -108,6 +202,13 @@ class Index:
         keys = [(path_key(p),) for p in paths]
         with self.transaction():
             self.db.executemany("UPDATE assets SET status='missing' WHERE path=?", keys)
+        return len(keys)
+
+    def forget(self, paths: Iterable[str]) -> int:
+        """Drop the rows of ``paths`` (a JPEG that was an asset of its own and is now a RAW's companion)."""
+        keys = [(path_key(p),) for p in paths]
+        with self.transaction():
+            self.db.executemany("DELETE FROM assets WHERE path=?", keys)
         return len(keys)
 
     def set_hashes(self, items: Iterable[tuple[str, str, str]]) -> None:
@@ -187,7 +288,21 @@ class Index:
 
     @staticmethod
     def _asset(row: tuple) -> Asset:
+        try:
+            return Index._asset_of(row)
+        except (ValueError, TypeError, RecursionError) as e:
+            raise IndexDbError(f"the index has a damaged row ({type(e).__name__})",
+                               hint="it is only a cache: delete it (or pass another --db) and index again") from None
+
+    @staticmethod
+    def _asset_of(row: tuple) -> Asset:
         d = dict(zip(_COLUMNS, row))
+        if not isinstance(d["path"], bytes):
+            raise TypeError("path")
+        for c in ("make", "model", "serial", "lens", "ext", "status", "capture_time", "capture_source",
+                  "preview_source", "error_code", "error_message", "container", "kind"):
+            if d[c] is not None and not isinstance(d[c], str):
+                raise TypeError(c)
         kwargs = {c: d[c] for c in _SCALAR}
         kwargs["companions"] = json.loads(d["companions"])
         kwargs["notes"] = json.loads(d["notes"])

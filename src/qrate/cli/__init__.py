@@ -6,13 +6,22 @@ files have per-file errors, listed by ``qrate status``), 130 interrupted (commit
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 import traceback
 
 import typer
 
+try:  # typer >= 0.2x vendors click
+    from typer._click.exceptions import ClickException
+    from typer.exceptions import Abort
+except ImportError:  # pragma: no cover - an older typer on top of click
+    from click.exceptions import Abort, ClickException
+
 from qrate import __version__
+from qrate.cli.safe import line
 from qrate.errors import EXIT_ERROR, EXIT_INTERRUPTED, QrateError
 
 HELP = """qrate: a photo-culling compiler for RAW shoots.
@@ -20,8 +29,8 @@ HELP = """qrate: a photo-culling compiler for RAW shoots.
 \b
 Exit codes: 0 ok; 1 error; 2 bad usage; 3 partial (finished, but some
 files could not be read - see `qrate status`); 130 interrupted (work
-committed so far is kept; re-run to resume). Add --debug anywhere for a
-traceback on errors.
+committed so far is kept; re-run to resume; 143 on SIGTERM, 129 on SIGHUP).
+Add --debug anywhere for a traceback on errors.
 """
 
 app = typer.Typer(
@@ -37,7 +46,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"qrate {__version__}")
+        typer.echo(line(f"qrate {__version__}"))
         raise typer.Exit(0)
 
 
@@ -68,32 +77,141 @@ def rewrite_legacy(argv: list[str]) -> list[str]:
     return ["run", *argv]
 
 
+_INTERRUPTED = "interrupted; everything committed so far is kept - run the same command again to resume"
+_signal_received: list[int] = []
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGTERM and SIGHUP end a run like Ctrl-C: the executor commits what it has, shuts its
+    worker pool down, and the process exits 128+signal with the interrupted line."""
+    _signal_received.append(signum)
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> dict:
+    """Handle SIGTERM and SIGHUP (where they have their default action); returns what to restore."""
+    import signal
+    import threading
+
+    old: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            old[sig] = signal.signal(sig, _on_signal)
+    return old
+
+
+def _restore_signal_handlers(old: dict) -> None:
+    import signal
+
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
+def _interrupted() -> int:
+    signum = _signal_received[0] if _signal_received else None
+    _err(f"qrate: {_INTERRUPTED}")
+    return 128 + signum if signum else EXIT_INTERRUPTED
+
+
+def _err(text: str) -> None:
+    print(line(text), file=sys.stderr, flush=True)
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space and run the same command again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run the same command again",
+    errno.EROFS: "that file system is read-only: choose a writable folder",
+    errno.EACCES: "check the permissions of that file or folder, or choose another",
+    errno.EPERM: "check the permissions of that file or folder, or choose another",
+}
+
+
+def known_error(e: BaseException) -> QrateError | None:
+    """The errors from outside qrate that are not bugs, as one line with a hint (None: a bug)."""
+    import sqlite3
+
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):
+        err = e.errors()[0] if e.errors() else {"loc": (), "msg": str(e)}
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
+        return QrateError(f"invalid {e.title}: {loc}: {err.get('msg')}",
+                          hint="see docs/plan-language.md (intents, plans, presets)")
+    if isinstance(e, RecursionError):
+        return QrateError("the input is nested too deeply to be read",
+                          hint="plans and presets are a few levels deep; run with --debug to see where")
+    if isinstance(e, OSError) and (e.errno in _OS_HINTS or e.filename):
+        # the file system said no about a named file (ELOOP, EISDIR, ENOTDIR, ENAMETOOLONG, EIO ...):
+        # the user's situation, not a bug -- one line naming the file
+        where = f": {os.fsdecode(e.filename)}" if e.filename else ""
+        return QrateError(f"{e.strerror or e}{where}",
+                          hint=_OS_HINTS.get(e.errno, "check that file or folder (run with --debug for details)"))
+    if isinstance(e, sqlite3.DatabaseError):
+        return QrateError(f"the index database is damaged or unreadable ({e})",
+                          hint="it is only a cache: delete it (or pass another --db) and index again")
+    return None
+
+
 def run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    _signal_received.clear()
+    old_handlers = _install_signal_handlers()
+    try:
+        return _run(argv, debug)
+    finally:
+        _restore_signal_handlers(old_handlers)
+
+
+def _run(argv: list[str], debug: bool) -> int:
     try:
         argv = rewrite_legacy(argv)
-        app(args=argv, prog_name="qrate")  # standalone: usage errors and typer.Exit end in SystemExit
-        return 0
+        # not standalone: click's usage errors (which quote the arguments, untrusted text such as
+        # file names) are printed here, cleaned, and typer.Exit comes back as a return value
+        code = app(args=argv, prog_name="qrate", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+        # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130: say what happened
+        if code == EXIT_INTERRUPTED or _signal_received:
+            return _interrupted()
+        return code
     except SystemExit as e:
+        if e.code == EXIT_INTERRUPTED or _signal_received:
+            return _interrupted()
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_ERROR)
     except KeyboardInterrupt:
-        print("qrate: interrupted; everything committed so far is kept - run the same command again to resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+    except ClickException as e:
+        buf = io.StringIO()
+        e.show(file=buf)
+        for text in buf.getvalue().rstrip("\n").split("\n"):
+            _err(text)
+        return e.exit_code
+    except Abort:
+        _err("Aborted!")
+        return EXIT_ERROR
     except QrateError as e:
         if debug:
             traceback.print_exc()
-        print(f"qrate: error: {e.message}", file=sys.stderr)
-        if e.hint:
-            print(f"  hint: {e.hint}", file=sys.stderr)
-        return e.exit_code
+        return _report(e)
     except Exception as e:  # noqa: BLE001 - last line of defence, one readable line
         if debug:
             traceback.print_exc()
-        print(f"qrate: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
+        known = known_error(e)
+        if known is not None:
+            return _report(known)
+        _err(f"qrate: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)")
         return EXIT_ERROR
+
+
+def _report(e: QrateError) -> int:
+    _err(f"qrate: error: {e.message}")
+    if e.hint:
+        _err(f"  hint: {e.hint}")
+    return e.exit_code
 
 
 def main() -> None:

@@ -7,24 +7,42 @@ import sys
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from qrate.cache.index import default_db_path
+from qrate.cli.safe import SafeConsole, json_text
 from qrate.errors import UsageError
 from qrate.executor import Workspace
 
-stderr = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False, soft_wrap=True)
+# safe by construction (cli/safe.py): no markup, no emoji codes, control characters escaped
+stderr = SafeConsole(stderr=True)
+stdout = SafeConsole(soft_wrap=True)
 
 DB_OPTION = typer.Option(None, "--db", help="Index file (default: $XDG_CACHE_HOME/qrate/index.sqlite).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Use an in-memory index for this run only.")
 
 
-def open_workspace(db: str | None, no_cache: bool) -> Workspace:
+def open_workspace(db: str | None, no_cache: bool, *, roots: list[str] | None = None,
+                   readonly: bool = False) -> Workspace:
+    """The index for a command. ``readonly`` (status, explain, export): read an existing index
+    without writing to it. ``roots``: the folders this command indexes; an index given with --db
+    or $QRATE_DB may not lie in one of them (qrate never writes into the photo folders)."""
     if db and no_cache:
         raise UsageError("--db and --no-cache cannot be combined")
-    return Workspace(None if no_cache else (db or os.environ.get("QRATE_DB") or default_db_path()))
+    chosen = None if no_cache else (db or os.environ.get("QRATE_DB"))
+    path = None if no_cache else (chosen or default_db_path())
+    if chosen and roots:  # the default (qrate's own cache folder) may lie under an indexed home folder
+        check_db_location(chosen, roots)
+    return Workspace(path, readonly=readonly)
+
+
+def check_db_location(path: str, roots: list[str]) -> None:
+    real = os.path.realpath(os.path.abspath(path))
+    for r in roots:
+        base = os.path.realpath(r)
+        if os.path.isdir(base) and (real == base or real.startswith(base.rstrip(os.sep) + os.sep)):
+            raise UsageError(f"the index {path} would be inside the photo folder {r}; qrate never writes there",
+                             hint="pass --db with a file outside the folders being indexed (default: the user cache)")
 
 
 def check_paths(paths: list[str]) -> list[str]:
@@ -40,7 +58,7 @@ def check_paths(paths: list[str]) -> list[str]:
 def progress_bar(quiet: bool = False):
     enabled = not quiet and stderr.is_terminal
     prog = Progress(
-        TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description:>8}", markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=stderr, disable=not enabled, transient=True,
     )
     tasks: dict[str, int] = {}
@@ -57,4 +75,4 @@ def progress_bar(quiet: bool = False):
 def echo_json(data) -> None:
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False)) + "\n")

@@ -6,11 +6,14 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from qrate.cli import app
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths, echo_json, open_workspace, progress_bar, stderr, stdout
+from qrate.cli.safe import clean
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from qrate.executor import IndexOptions, run_index, status_summary
+from qrate.ir import display_path
 from qrate.passes.scan import normalize_exts
 
 
@@ -24,6 +27,7 @@ def index(
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0 = one per CPU)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symlinked folders (loop-safe) and symlinked files that lead outside the folders given; by default neither is read."),
 ) -> None:
     """Index photos: metadata, capture time, embedded preview, features, hashes. Never writes into the photo folders.
 
@@ -33,8 +37,8 @@ def index(
     exts = normalize_exts(ext)
     if not exts:
         raise UsageError("--ext names no extension")
-    opts = IndexOptions(exts=exts, full_hash=full_hash, workers=workers)
-    with open_workspace(db, no_cache) as ws, progress_bar(quiet or json_out) as prog:
+    opts = IndexOptions(exts=exts, full_hash=full_hash, workers=workers, follow_symlinks=follow_symlinks)
+    with open_workspace(db, no_cache, roots=roots) as ws, progress_bar(quiet or json_out) as prog:
         report = run_index(roots, ws, opts, prog)
         if json_out:
             echo_json(report.to_dict())
@@ -47,7 +51,7 @@ def index(
                 f"{report.retried} retried, {report.missing} missing, {report.hashed} hashed, {report.errors} with errors"
             )
             for path, err in report.folder_errors:
-                stderr.print(f"  [yellow]{err.code}[/]: {path}: {err.message}")
+                stderr.print(Text.assemble("  ", (err.code, "yellow"), f": {display_path(path)}: {clean(err.message)}"))
             if report.errors:
                 stderr.print("  see `qrate status` for the files with errors")
     raise typer.Exit(EXIT_PARTIAL if report.errors or report.folder_errors else EXIT_OK)
@@ -60,12 +64,12 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print the status as JSON (stable keys, see docs/cli.md)."),
 ) -> None:
     """Summarize the index: counts by format, camera and date, previews, errors, missing files."""
-    with open_workspace(db, False) as ws:
+    with open_workspace(db, False, readonly=True) as ws:
         s = status_summary(ws, paths or None)
     if json_out:
         echo_json(s)
         return
-    stdout.print(f"index: {s['index']}")
+    stdout.print(f"index: {clean(s['index'])}")
     stdout.print(
         f"{s['total']} assets: {s['ok']} ok, {s['errors']} with errors, {s['missing']} missing; "
         f"{s['previews']} previews; {s['companions']} companion files; "
@@ -79,13 +83,13 @@ def status(
         t.add_column(title)
         t.add_column("files", justify="right")
         for k, v in s[key].items():
-            t.add_row(k, str(v))
+            t.add_row(clean(k), str(v))
         stdout.print(t)
     if s["error_files"]:
         stdout.print("errors:")
         for e in s["error_files"]:
-            stdout.print(f"  {e['code']:<18} {e['path']}: {e['message']}", markup=False)
+            stdout.print(f"  {clean(e['code']):<18} {clean(e['path'])}: {clean(e['message'])}")
     if s["missing_files"]:
         stdout.print("missing:")
         for p in s["missing_files"]:
-            stdout.print(f"  {p}", markup=False)
+            stdout.print(f"  {clean(p)}")

@@ -58,13 +58,13 @@ def _config_model() -> str | None:
     path = os.path.join(base, "qrate", "config.yaml")
     if not os.path.isfile(path):
         return None
-    import yaml
+    from qrate.frontend.plans import safe_yaml
+    from qrate.readers.safeio import read_regular
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise QrateError(f"cannot read {path}: {e}") from None
+    try:  # a file qrate did not write: regular, bounded, and YAML without aliases (frontend/plans.py)
+        data = safe_yaml(read_regular(path, max_bytes=1 << 20).decode("utf-8", "replace"), path) or {}
+    except OSError as e:
+        raise QrateError(f"cannot read {path}: {getattr(e, 'message', None) or e.strerror or e}") from None
     value = data.get("llm_model") if isinstance(data, dict) else None
     return os.path.expanduser(str(value)) if value else None
 

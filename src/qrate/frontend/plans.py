@@ -17,8 +17,10 @@ from qrate.errors import QrateError, UsageError
 from qrate.frontend import nl as nl_mod
 from qrate.plan.intent import IntentSlots
 from qrate.plan.models import Plan
+from qrate.readers.safeio import UnsafeFileError, read_regular
 
 MAX_PLAN_BYTES = 1 << 20
+MAX_INTENT_CHARS = 2000
 
 
 class PlanError(QrateError):
@@ -84,24 +86,108 @@ def _builtin() -> dict[str, str]:
     return out
 
 
+class Unreadable(str):
+    """The text of a user preset that could not be read (its reason): listed as broken."""
+
+
 def presets() -> dict[str, tuple[str, str]]:
-    """name -> (origin, YAML text). User presets override built-in ones of the same name."""
+    """name -> (origin, YAML text). User presets override built-in ones of the same name. A user
+    preset is read under the rule for files qrate did not write (regular file, at most
+    MAX_PLAN_BYTES); one that cannot be read is an :class:`Unreadable` text, never an exception."""
     out = {name: ("built-in", text) for name, text in _builtin().items()}
     d = user_preset_dir()
     if os.path.isdir(d):
-        for n in sorted(os.listdir(d)):
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            names = []
+        for n in names:
             if n.endswith((".yaml", ".yml")):
                 path = os.path.join(d, n)
-                with open(path, encoding="utf-8") as f:
-                    out[n.rsplit(".", 1)[0]] = (path, f.read(MAX_PLAN_BYTES))
+                try:
+                    text: str = read_regular(path, max_bytes=MAX_PLAN_BYTES).decode("utf-8", "replace")
+                except UnsafeFileError as e:
+                    text = Unreadable(f"the file is {e.message}")
+                except OSError as e:
+                    text = Unreadable(f"the file cannot be read: {e.strerror or e}")
+                out[n.rsplit(".", 1)[0]] = (path, text)
     return out
 
 
-def load_yaml(text: str, where: str) -> dict:
+# -- bounded YAML / JSON ---------------------------------------------------------------------------
+MAX_DEPTH = 32  # plans are a few levels deep
+MAX_NUMBER_CHARS = 40  # no plan field needs a longer number
+
+
+def _number_too_long(value: str) -> bool:
+    v = value.strip().lstrip("+-")
+    return len(v) > MAX_NUMBER_CHARS and v[:1].isdigit()
+
+
+def safe_yaml(text: str, where: str):
+    """YAML for plans, presets and --set values, bounded: no anchors or aliases (an alias bomb of a
+    few hundred bytes expands to gigabytes), nesting at most MAX_DEPTH, numbers at most
+    MAX_NUMBER_CHARS characters. The events are checked before anything is built."""
+    if len(text) > MAX_PLAN_BYTES:
+        raise PlanError(f"invalid {where}: larger than {MAX_PLAN_BYTES // 1024} KiB")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.safe_load(text)
+        depth = 0
+        for ev in yaml.parse(text, Loader=loader):
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None) is not None:
+                raise PlanError(f"invalid {where}: YAML anchors and aliases (&, *) are not allowed")
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise PlanError(f"invalid {where}: nested more than {MAX_DEPTH} levels deep")
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            elif isinstance(ev, yaml.ScalarEvent) and not ev.style and _number_too_long(ev.value):
+                raise PlanError(f"invalid {where}: a number of more than {MAX_NUMBER_CHARS} characters")
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader, and checked above
     except yaml.YAMLError as e:
         raise PlanError(f"invalid {where}: not YAML ({str(e).splitlines()[0]})") from None
+    except (ValueError, TypeError, RecursionError, OverflowError) as e:
+        raise PlanError(f"invalid {where}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def _json_int(text: str) -> int:
+    if _number_too_long(text):
+        raise ValueError(f"a number of more than {MAX_NUMBER_CHARS} characters")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if _number_too_long(text):
+        raise ValueError(f"a number of more than {MAX_NUMBER_CHARS} characters")
+    return float(text)
+
+
+def safe_json(raw: bytes | str, where: str):
+    """JSON for plans, bounded like :func:`safe_yaml`. Returns ``NotJson`` when it is not JSON at
+    all (the caller tries YAML)."""
+    try:
+        return json.loads(raw, parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=lambda c: _raise(PlanError(f"invalid {where}: {c} is not a number")))
+    except RecursionError:
+        raise PlanError(f"invalid {where}: nested too deeply") from None
+    except ValueError as e:
+        if "more than" in str(e):
+            raise PlanError(f"invalid {where}: a number of more than {MAX_NUMBER_CHARS} characters") from None
+        return NOT_JSON
+
+
+NOT_JSON = object()
+
+
+def _raise(e: Exception):
+    raise e
+
+
+def load_yaml(text: str, where: str) -> dict:
+    if isinstance(text, Unreadable):
+        raise PlanError(f"invalid {where}: {text}")
+    data = safe_yaml(text, where)
     if not isinstance(data, dict):
         raise PlanError(f"invalid {where}: expected a mapping of plan fields")
     return data
@@ -123,8 +209,10 @@ def apply_set(data: dict, assignment: str) -> dict:
     if not sep or not key.strip():
         raise UsageError(f"--set expects KEY=VALUE, e.g. selection.top=20: {assignment!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = safe_yaml(raw, f"--set {key.strip()}") if raw.strip() else None
+    except PlanError as e:
+        if "not YAML" not in e.message:
+            raise
         value = raw
     parts = key.strip().split(".")
     if "filters" in parts:
@@ -171,15 +259,15 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
     origin = "flags"
     if plan_file:
         try:
-            with open(plan_file, "rb") as f:
-                raw = f.read(MAX_PLAN_BYTES + 1)
+            raw = read_regular(plan_file, max_bytes=MAX_PLAN_BYTES)
+        except UnsafeFileError as e:
+            if e.code == "too_large":
+                raise PlanError("invalid plan: the file is larger than 1 MB") from None
+            raise UsageError(f"cannot read the plan {plan_file}: it is {e.message}") from None
         except OSError as e:
             raise UsageError(f"cannot read the plan {plan_file}: {e.strerror}") from None
-        if len(raw) > MAX_PLAN_BYTES:
-            raise PlanError("invalid plan: the file is larger than 1 MB")
-        try:
-            data = json.loads(raw)
-        except ValueError:
+        data = safe_json(raw, "plan")
+        if data is NOT_JSON:
             data = load_yaml(raw.decode("utf-8", "replace"), "plan")
         validate(data)
         origin = f"plan {plan_file}"
@@ -187,7 +275,13 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
         data = preset_dict(preset) if preset else {"qrate_plan": 1}
         origin = f"preset {preset}" if preset else "defaults"
         if text:
-            compiled, nl_result = nl_mod.compile_text(text, nl, filler, now, base=data)
+            if len(text) > MAX_INTENT_CHARS:
+                raise UsageError(f"the request is {len(text)} characters long; at most {MAX_INTENT_CHARS}",
+                                 hint="say it in fewer words, or write a plan file (--plan)")
+            try:
+                compiled, nl_result = nl_mod.compile_text(text, nl, filler, now, base=data)
+            except ValidationError as e:  # any front end's slots or plan: one line naming the field
+                raise plan_error(e, "request") from None
             slots = compiled.slots
             data = compiled.plan.model_dump(mode="json", exclude_defaults=True)
             notes.extend(nl_result.notes)

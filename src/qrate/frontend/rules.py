@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 
+from pydantic import ValidationError
+
+from qrate.errors import QrateError
 from qrate.plan.intent import IntentSlots
 
 UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -149,12 +152,29 @@ def parse(text: str) -> IntentSlots:
     t, quality = _consume(t, QUALITY)
     t, count = _consume(t, COUNT, 1)
     unknown = [w for w in re.findall(r"[\w'+-]+", t) if w not in FILLER and not re.fullmatch(r"[-+']+", w)]
-    return IntentSlots(
-        count=count[0] if count else None, subject=subject, time=time, camera=camera, lens=lens,
-        iso=iso[0] if iso else None, quality=quality, orientation=orientation[0] if orientation else None,
-        per_burst=per_burst[0] if per_burst else None, duplicates=dups[0] if dups else None,
-        exposure=exposure, blinks=blinks[0] if blinks else None, refused=refused, unknown=unknown,
-    )
+    cap = IntentSlots.model_fields["unknown"].metadata
+    limit = next((m.max_length for m in cap if getattr(m, "max_length", None)), 64)
+    if len(unknown) > limit:
+        raise IntentError(f"the request has {len(unknown)} words qrate does not understand (at most {limit})",
+                          hint="say it in fewer words (docs/plan-language.md lists what is understood), or use --plan")
+    try:
+        return IntentSlots(
+            count=count[0] if count else None, subject=subject, time=time, camera=camera, lens=lens,
+            iso=iso[0] if iso else None, quality=quality, orientation=orientation[0] if orientation else None,
+            per_burst=per_burst[0] if per_burst else None, duplicates=dups[0] if dups else None,
+            exposure=exposure, blinks=blinks[0] if blinks else None, refused=refused, unknown=unknown,
+        )
+    except ValidationError as e:  # a phrase longer than its slot allows, ...: one line naming the slot
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise IntentError(f"cannot read the request: the {loc} part is not understood ({err['msg']})",
+                          hint="say it in fewer or plainer words (docs/plan-language.md)") from None
+
+
+class IntentError(QrateError):
+    """Words the rule parser cannot turn into slots: one line, the run does not start."""
+
+    exit_code = 2
 
 
 def parse_number(phrase: str) -> int | None:
@@ -162,7 +182,8 @@ def parse_number(phrase: str) -> int | None:
     fifty" -> int (None when it is not a number)."""
     p = phrase.lower().strip()
     if re.fullmatch(r"\d+(?:,\d{3})*", p):
-        return int(p.replace(",", ""))
+        digits = p.replace(",", "")
+        return int(digits) if len(digits.lstrip("0")) <= 12 else None  # no photo count has more digits
     if p == "half a dozen":
         return 6
     total, current = 0, 0
