@@ -20,6 +20,19 @@ EXIF = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """qrate keeps its default index and its ledger of written list files under XDG_CACHE_HOME:
+    the tests (and the processes they start) use a folder of their own, never the user's cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def samples() -> Path:
     if not SAMPLES.is_dir():

@@ -11,7 +11,7 @@ import pytest
 
 from qrate.backends import export as ex
 from qrate.backends.export import ExportOptions, export, export_cull
-from qrate.backends.xmp import DEFAULT_MARKS, XmpMark, apply_mark, parse_mark, read_marks
+from qrate.backends.xmp import DEFAULT_MARKS, XmpError, XmpMark, apply_mark, parse_mark, read_marks
 from qrate.errors import UsageError
 from qrate.passes.cull import CullResult
 from tests.exportkit import (
@@ -58,12 +58,15 @@ def test_buckets_companions_sidecars_and_collisions(src, tmp_path):
         "maybe/IMG_0001~2.NEF", "maybe/IMG_0001~2.xmp",
         "trash/DSC_0009.JPG", "trash/DSC_0009.xmp",
     ])
-    # hardlinks by default; sidecars are copies (editing them must never touch the originals)
+    # auto by default: proprietary RAWs hardlinked (no editor writes into them), JPEGs copied
+    # (editors do); sidecars are copies (editing them must never touch the originals)
     assert os.path.samefile(out / "best/IMG_0001.NEF", s / "a/IMG_0001.NEF")
-    assert os.path.samefile(out / "best/IMG_0001.JPG", s / "a/IMG_0001.JPG")
+    assert not os.path.samefile(out / "best/IMG_0001.JPG", s / "a/IMG_0001.JPG")
     assert not os.path.samefile(out / "best/IMG_0001.NEF.xmp", s / "a/IMG_0001.NEF.xmp")
     assert os.path.samefile(out / "maybe/IMG_0001~2.NEF", s / "b/IMG_0001.NEF")
-    assert read_marks((out / "best/IMG_0001.xmp").read_bytes())["xmp:Rating"] == "5"
+    # the photographer's Rating 1 (darktable's IMG_0001.NEF.xmp) is kept in both sidecar names (items 9, 10)
+    for n in ("best/IMG_0001.xmp", "best/IMG_0001.NEF.xmp"):
+        assert read_marks((out / n).read_bytes())["xmp:Rating"] == "1"
     assert read_marks((out / "trash/DSC_0009.xmp").read_bytes())["xmp:Rating"] == "-1"
     assert rep.changes["added"] == 11 and not rep.errors
     by_path = dict(zip((a.path for a in assets), rep.per_asset))
@@ -100,7 +103,10 @@ def test_rerun_is_idempotent_and_selection_changes_are_applied(src, tmp_path):
     assert rep.changes["moved"] >= 4 and rep.changes["removed"] == 2 and not rep.errors
     assert (out / "best/IMG_0001~2.NEF").exists() and (out / "good/IMG_0001.NEF").exists()
     assert read_marks((out / "best/IMG_0001~2.xmp").read_bytes())["xmp:Rating"] == "5"
-    assert read_marks((out / "good/IMG_0001.xmp").read_bytes())["xmp:Rating"] == "3"
+    # IMG_0001 has the photographer's own Rating 1 (darktable sidecar): it is kept (item 9);
+    # qrate's verdict is recorded in its own namespace
+    good = read_marks((out / "good/IMG_0001.xmp").read_bytes())
+    assert good["xmp:Rating"] == "1" and good["qrate:Rating"] == "3" and good["qrate:Bucket"] == "good"
     assert os.listdir(out / "trash") == [] and os.listdir(out / "maybe") == []  # the four buckets stay
     assert tree_state(s) == before
 
@@ -112,14 +118,14 @@ def test_hardlink_falls_back_to_copy_on_exdev(src, tmp_path, monkeypatch):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "link", no_link)
-    assets, _, rep = _export(pairs, tmp_path / "out")
+    assets, _, rep = _export(pairs, tmp_path / "out", mode="hardlink")
     by_path = dict(zip((a.path for a in assets), rep.per_asset))
     e = by_path[str(s / "a/IMG_0001.NEF")]
     assert (e.mode, e.fallback) == ("copy", "EXDEV") and rep.fallbacks == 5  # 4 photos, 1 companion
     assert not os.path.samefile(tmp_path / "out/best/IMG_0001.NEF", s / "a/IMG_0001.NEF")
     assert (tmp_path / "out/best/IMG_0001.NEF").read_bytes() == (s / "a/IMG_0001.NEF").read_bytes()
     monkeypatch.undo()
-    _, _, rep = _export(pairs, tmp_path / "out")  # the copies are kept, not redone
+    _, _, rep = _export(pairs, tmp_path / "out", mode="hardlink")  # the copies are kept, not redone
     assert rep.changes["unchanged"] == 11 and rep.fallbacks == 0
 
 
@@ -133,7 +139,7 @@ def test_real_cross_device_export(src, tmp_path):
             pytest.skip("/dev/shm is on the same device here")
         out = os.path.join(other, "out")
         assets, decisions = decided(pairs)
-        rep = export(assets, decisions, ExportOptions(out_dir=out), roots=[str(s)])
+        rep = export(assets, decisions, ExportOptions(out_dir=out, mode="hardlink"), roots=[str(s)])
         assert rep.fallbacks == 5 and not rep.errors
         assert {e.fallback for e in rep.per_asset if e.mode} == {"EXDEV"}
 
@@ -291,11 +297,13 @@ def test_in_place_merge_keeps_darktable_history_with_one_backup(src, tmp_path):
     merged = sidecar.read_bytes()
     assert (s / "a/IMG_0001.NEF.xmp.qrate-bak").read_bytes() == original
     marks = read_marks(merged)
-    assert marks["xmp:Rating"] == "5" and marks["xmp:Label"] == "Green" and marks["xmpDM:pick"] == "1"
+    # the photographer's Rating 1 and Label Red are kept; qrate adds the pick flag they did not set
+    assert marks["xmp:Rating"] == "1" and marks["xmp:Label"] == "Red" and marks["xmpDM:pick"] == "1"
+    assert marks["qrate:Rating"] == "5" and marks["qrate:Label"] == "Green"
     for keep in (b'darktable:operation="exposure"', b'darktable:operation="colorin"', b"<rdf:li>wedding</rdf:li>",
                  b'xmpMM:DerivedFrom="IMG_0001.NEF"', b'darktable:history_end="2"'):
         assert keep in merged
-    assert b"<xmp:Label>Red</xmp:Label>" not in merged  # qrate's field, replaced (not duplicated)
+    assert merged.count(b"Red") == 1  # the label is written once (not duplicated)
     assert rep.sidecars_backed_up == 1
     # created where none existed, for the companion JPEG too (full naming)
     assert (s / "a/IMG_0001.JPG.xmp").exists() and (s / "b/IMG_0002.NEF.xmp").exists()
@@ -304,6 +312,11 @@ def test_in_place_merge_keeps_darktable_history_with_one_backup(src, tmp_path):
     assert rep.changes["updated"] == rep.changes["added"] == 0
     decisions[[d.path for d in decisions].index(str(s / "a/IMG_0001.NEF"))].bucket = "trash"
     export(assets, decisions, opts, roots=[str(s)])
+    marks = read_marks(sidecar.read_bytes())
+    assert marks["xmp:Rating"] == "1" and marks["qrate:Rating"] == "-1" and marks["xmpDM:pick"] == "-1"
+    # --overwrite-marks replaces the photographer's marks
+    export(assets, decisions, ExportOptions(out_dir=None, files=False, manifest=False, xmp_in_place=True,
+                                            xmp_naming="full", overwrite_marks=True), roots=[str(s)])
     assert read_marks(sidecar.read_bytes())["xmp:Rating"] == "-1"
     assert (s / "a/IMG_0001.NEF.xmp.qrate-bak").read_bytes() == original
     for p, st in photos.items():  # the photos themselves are untouched
@@ -341,8 +354,9 @@ def test_sidecar_parser_refuses_entities():
 <x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
 <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>&e;</dc:title></rdf:Description>
 </rdf:RDF></x:xmpmeta>"""
-    out = apply_mark(evil, DEFAULT_MARKS["best"], "NEF", "qrate")
-    assert b"root:" not in out
+    with pytest.raises(XmpError) as e:  # refused, never rewritten without its DOCTYPE (issue 14 item 5)
+        apply_mark(evil, DEFAULT_MARKS["best"], "NEF", "qrate")
+    assert e.value.code == "sidecar_doctype"
 
 
 @pytest.mark.skipif(not (have("exiftool") and have("exiv2")), reason="exiftool and exiv2 are needed (CI installs them)")

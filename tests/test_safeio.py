@@ -59,3 +59,27 @@ def _code(fn):
     except UnsafeFileError as e:
         return e.code
     return None
+
+
+def test_a_sibling_folder_with_the_same_prefix_is_outside(tmp_path):
+    (tmp_path / "shoot").mkdir()
+    (tmp_path / "shoot2").mkdir()
+    (tmp_path / "shoot2" / "x.xmp").write_bytes(b"other shoot")
+    os.symlink(tmp_path / "shoot2" / "x.xmp", tmp_path / "shoot" / "x.xmp")
+    assert _code(lambda: read_regular(str(tmp_path / "shoot" / "x.xmp"), root=str(tmp_path / "shoot"))) == "outside_tree"
+
+
+def test_open_regular_gives_the_opened_files_stat_and_refuses_a_fifo(tmp_path):
+    from qrate.readers.safeio import open_regular, open_regular_file
+
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8data")
+    fd, st = open_regular(str(tmp_path / "a.jpg"))
+    try:
+        assert st.st_size == 6 and os.read(fd, 10) == b"\xff\xd8data"
+    finally:
+        os.close(fd)
+    with open_regular_file(str(tmp_path / "a.jpg")) as f:
+        assert f.read() == b"\xff\xd8data"
+    os.mkfifo(tmp_path / "p.jpg")
+    assert _code(lambda: open_regular_file(str(tmp_path / "p.jpg"))) == "not_regular"
+    assert _code(lambda: open_regular(str(tmp_path / "p.jpg"))) == "not_regular"

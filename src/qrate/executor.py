@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -23,7 +25,7 @@ from qrate.ir import Asset
 from qrate.passes import features as features_mod
 from qrate.passes import hashes, preview
 from qrate.passes.cull import CullParams, CullResult, cull
-from qrate.passes.ingest import IngestOptions, IngestResult, failed, ingest_one
+from qrate.passes.ingest import IngestOptions, IngestResult, failed, ingest_one, pair_note
 from qrate.passes.scan import ScanEntry, normalize_exts, scan
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -44,6 +46,7 @@ class IndexOptions:
     workers: int = 0  # 0 = one per CPU
     preview: preview.PreviewOptions = field(default_factory=preview.PreviewOptions)
     exiftool_metadata: bool = True
+    follow_symlinks: bool = False  # symlinked folders (and files leading out of the tree) are read
 
 
 @dataclass(slots=True)
@@ -85,8 +88,8 @@ class Workspace:
     """The index (``db_path=None``: in memory). The source files' embedded previews are the only
     preview store: nothing is re-encoded or cached beside the index."""
 
-    def __init__(self, db_path: str | None) -> None:
-        self.index = Index(db_path)
+    def __init__(self, db_path: str | None, readonly: bool = False) -> None:
+        self.index = Index(db_path, readonly=readonly)
         self.db_dir = os.path.dirname(os.path.abspath(db_path)) if db_path else None
 
     def close(self) -> None:
@@ -103,10 +106,63 @@ class Workspace:
 _WORKER_OPTS: IngestOptions | None = None
 
 
-def _init_worker(opts: IngestOptions) -> None:
+def _init_worker(opts: IngestOptions, main_pid: int | None = None) -> None:
     global _WORKER_OPTS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and commits
+    _die_with_parent(main_pid)
     _WORKER_OPTS = opts
+
+
+def _die_with_parent(main_pid: int | None) -> None:
+    """A worker never outlives the qrate process it works for, however that ends (SIGKILL too).
+
+    Linux: ``PR_SET_PDEATHSIG`` kills the worker when its parent (the forkserver, which itself
+    exits when the main process goes) dies. Everywhere: a daemon thread checks once a second that
+    the main process still exists. The worker's stdout/stderr go to /dev/null, so that no pool
+    process holds the caller's pipes open."""
+    _quiet_std_fds()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            pass
+    if main_pid is None or main_pid == os.getpid():
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(main_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # pragma: no cover - the pid was reused by another user's process
+                os._exit(1)
+            if os.getppid() != parent:  # re-parented: the forkserver is gone
+                os._exit(1)
+
+    threading.Thread(target=watch, name="qrate-parent-watch", daemon=True).start()
+
+
+def _quiet_std_fds() -> None:
+    """Point fds 1 and 2 at /dev/null (workers report through results, never by printing)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # pragma: no cover
+        return
+    try:
+        for fd in (1, 2):
+            try:
+                os.dup2(null, fd)
+            except OSError:  # pragma: no cover
+                pass
+    finally:
+        if null > 2:
+            os.close(null)
 
 
 def _fault_injection(name: str) -> None:
@@ -155,7 +211,43 @@ def _new_pool(workers: int, init_arg) -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver" if hasattr(os, "fork") else "spawn")
     if hasattr(os, "fork"):
         ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,))
+        _start_helpers_quietly()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(init_arg, os.getpid()))
+
+
+def _start_helpers_quietly() -> None:
+    """Start the forkserver (and the resource tracker it needs) with fds 1 and 2 on /dev/null:
+    they inherit the caller's stdout/stderr otherwise, and a caller reading our output to EOF would
+    wait on them. Both exit by themselves when this process ends (they watch a pipe to it)."""
+    from multiprocessing import forkserver
+
+    fs = forkserver._forkserver
+    if getattr(fs, "_forkserver_pid", None) is not None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # pragma: no cover
+            pass
+    saved = []
+    try:
+        for fd in (1, 2):
+            try:
+                saved.append((fd, os.dup(fd)))
+            except OSError:  # a closed std fd: nothing to hide
+                pass
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd, _ in saved:
+                os.dup2(null, fd)
+        finally:
+            os.close(null)
+        fs.ensure_running()
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _init_worker_inline(opts) -> None:
@@ -189,6 +281,11 @@ class _PoolMap:
                     yield from self._isolate(window[done:])
                     pool = self.make_pool(self.workers)
                 i += len(window)
+        except BaseException:  # Ctrl-C, SIGTERM, the caller stopped early: end the workers now
+            if pool is not None:
+                _stop_pool(pool)
+                pool = None
+            raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -204,8 +301,35 @@ class _PoolMap:
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = self.make_pool(1)
                     yield self.on_crash(item)
-        finally:
+        except BaseException:
+            _stop_pool(pool)
+            raise
+        else:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down without waiting for the files in flight (their results would not be
+    committed anyway): cancel what is queued, terminate the workers, reap them. Bounded, so that
+    an interrupted run exits at once and leaves no process behind."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # noqa: BLE001 - a second signal while stopping: still terminate
+        pass
+    for p in procs:
+        try:
+            p.terminate()
+        except (OSError, ValueError, AttributeError):
+            pass
+    for p in procs:
+        try:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+        except (OSError, ValueError, AssertionError, AttributeError):
+            pass
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -218,71 +342,61 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     t0 = time.perf_counter()
     roots = [os.path.abspath(r) for r in roots]
     skip = [ws.db_dir] if ws.db_dir else []
-    scanned = scan(roots, opts.exts, skip_dirs=skip)
+    scanned = scan(roots, opts.exts, skip_dirs=skip, follow_symlinks=opts.follow_symlinks)
     report.folder_errors = scanned.errors
     report.scanned = len(scanned.entries)
     report.timings["scan"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     known = ws.index.known(roots)
+    pair_notes = _pair_notes(ws, roots) if scanned.absorbed else {}
     todo: list[ScanEntry] = []
-    relink: list[ScanEntry] = []
+    split: dict[str, ScanEntry] = {}  # proposed companions that are assets of their own (pair not confirmed)
     seen = set()
     for e in scanned.entries:
         seen.add(e.path)
         k = known.get(e.path)
-        if k is None:
-            report.new += 1
+        if _needs_read(e, k, report):
             todo.append(e)
-        elif (k[0], k[1]) != (e.size, e.mtime_ns) or k[2] == "missing":
-            report.changed += 1
-            todo.append(e)
-        elif k[2] == "error" and k[3] in RETRY_CODES:
-            report.retried += 1
-            todo.append(e)
-        elif k[2] == "ok" and k[5] != features_mod.FEATURES_VERSION:
-            report.features_refreshed += 1  # features of an older formula: re-read (previews are cheap)
-            todo.append(e)
-        else:
-            report.unchanged += 1
-            if k[4] != _json_list(e.companions):
-                relink.append(e)
-    if relink:
-        by_path = {a.path: a for a in ws.index.assets([e.path for e in relink])}
-        for e in relink:
-            if e.path in by_path:
-                by_path[e.path].companions = list(e.companions)
-        ws.index.upsert(by_path.values())
+        elif e.companions or k[4] != "[]":
+            held = _pairs_hold(e, k, pair_notes.get(e.path, []), scanned.absorbed)
+            if held is None:  # a companion appeared, changed or went: decide the pair again
+                report.unchanged -= 1
+                report.changed += 1
+                todo.append(e)
+            else:
+                split.update((c.path, c) for c in held)
     report.timings["diff"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     iopts = IngestOptions(opts.preview, opts.exiftool_metadata)
     workers = opts.workers or default_workers()
-    batch: list[IngestResult] = []
-    done = 0
-    db_s = 0.0
-    progress("index", 0, len(todo))
+    db = [0.0]
+    unpaired: list[str] = []
     try:
-        for res in _map(_work_ingest, todo, workers, iopts, on_crash=_crashed_ingest):
-            batch.append(res)
-            done += 1
-            if len(batch) >= BATCH:
-                tc = time.perf_counter()
-                _commit(ws, batch)
-                db_s += time.perf_counter() - tc
-                batch = []
-            progress("index", done, len(todo))
+        _ingest_all(ws, todo, workers, iopts, progress, db, unpaired, 0, len(todo))
+        # second round: the JPEGs whose RAW did not confirm them are assets of their own
+        split.update((c, scanned.absorbed[c]) for c in unpaired if c in scanned.absorbed)
+        todo2 = []
+        for c in sorted(split, key=os.fsencode):
+            seen.add(c)
+            report.scanned += 1
+            if _needs_read(split[c], known.get(c), report):
+                todo2.append(split[c])
+        _ingest_all(ws, todo2, workers, iopts, progress, db, [], len(todo), len(todo) + len(todo2))
     except KeyboardInterrupt:
         report.interrupted = True
-    finally:
-        tc = time.perf_counter()
-        _commit(ws, batch)
-        db_s += time.perf_counter() - tc
     report.timings["ingest"] = time.perf_counter() - t2
-    report.timings["db_writes"] = db_s
+    report.timings["db_writes"] = db[0]
     if report.interrupted:
         raise KeyboardInterrupt
 
+    # a JPEG that was an asset of its own and is (again) one shot with its RAW: its row goes, it is
+    # not "missing" -- the file is there, as the RAW's companion
+    rejoined = [c for c in scanned.absorbed if c not in split and c in known]
+    if rejoined:
+        ws.index.forget(rejoined)
+    seen.update(scanned.absorbed)
     # vanished files: rows under the roots, of the scanned extensions, not seen this time
     gone = [
         p for p, k in known.items()
@@ -298,10 +412,75 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     return report
 
 
-def _json_list(items: list[str]) -> str:
+def _needs_read(e: ScanEntry, k: tuple | None, report: IndexReport) -> bool:
+    """Whether a scanned file must be (re-)read, counted in ``report``."""
+    if k is None:
+        report.new += 1
+    elif (k[0], k[1]) != (e.size, e.mtime_ns) or k[2] == "missing":
+        report.changed += 1
+    elif k[2] == "error" and k[3] in RETRY_CODES:
+        report.retried += 1
+    elif k[2] == "ok" and k[5] != features_mod.FEATURES_VERSION:
+        report.features_refreshed += 1  # features of an older formula: re-read (previews are cheap)
+    else:
+        report.unchanged += 1
+        return False
+    return True
+
+
+def _pair_notes(ws: Workspace, roots: list[str]) -> dict[str, list[str]]:
     import json
 
-    return json.dumps(items)
+    rows = ws.index.rows(roots, "notes", "notes LIKE '%paired with %'")
+    return {p: json.loads(n) for p, n in rows}
+
+
+def _pairs_hold(e: ScanEntry, k: tuple, notes: list[str], absorbed: dict[str, ScanEntry]) -> list[ScanEntry] | None:
+    """For an unchanged RAW: whether the pair decisions recorded in its notes still hold for its
+    proposed companions as they are now (same size and mtime). Returns the companions that stay
+    assets of their own, or None when the pairs must be decided again (a companion is new, changed
+    or gone, or the row predates pair checks)."""
+    import json
+
+    stored = set(json.loads(k[4] or "[]"))
+    if stored - set(e.companions):
+        return None
+    own = []
+    for c in e.companions:
+        ce = absorbed.get(c)
+        if ce is None:
+            return None
+        name = os.path.basename(c)
+        if c in stored and any(n.startswith(pair_note(name, ce.size, ce.mtime_ns, True)) for n in notes):
+            continue
+        if c not in stored and any(n.startswith(pair_note(name, ce.size, ce.mtime_ns, False)) for n in notes):
+            own.append(ce)
+            continue
+        return None
+    return own
+
+
+def _ingest_all(ws: Workspace, todo: list[ScanEntry], workers: int, iopts: IngestOptions, progress: Progress,
+                db: list[float], unpaired: list[str], done: int, total: int) -> None:
+    """Ingest ``todo`` in the pool, committing in batches (also when interrupted); collects the
+    proposed companions that the RAWs did not confirm into ``unpaired``."""
+    batch: list[IngestResult] = []
+    progress("index", done, total)
+    try:
+        for res in _map(_work_ingest, todo, workers, iopts, on_crash=_crashed_ingest):
+            batch.append(res)
+            unpaired.extend(res.unpaired)
+            done += 1
+            if len(batch) >= BATCH:
+                tc = time.perf_counter()
+                _commit(ws, batch)
+                db[0] += time.perf_counter() - tc
+                batch = []
+            progress("index", done, total)
+    finally:
+        tc = time.perf_counter()
+        _commit(ws, batch)
+        db[0] += time.perf_counter() - tc
 
 
 def _commit(ws: Workspace, batch: list[IngestResult]) -> None:
@@ -378,6 +557,12 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
             for a in live if a.error
         ],
         "missing_files": [display_path(a.path) for a in assets if a.status == "missing"],
+        # read, but nothing to judge (a preview below the analysis size): the cull's bucket "error"
+        "not_judged_files": [
+            {"path": display_path(a.path), "why": (a.features or {}).get(features_mod.NOT_JUDGED, "no_features"),
+             "preview": f"{a.preview_width}x{a.preview_height}" if a.preview_width else None}
+            for a in ok if not features_mod.judgeable(a.features)
+        ],
     }
 
 
@@ -401,6 +586,7 @@ class PlanRun:
     excluded: dict[str, str]  # path -> filter op
     index_report: IndexReport | None
     roots: list[str]
+    rating_notes: dict[str, dict] = field(default_factory=dict)  # path -> why min_rating saw it unrated
 
 
 def params_from_plan(plan) -> CullParams:
@@ -436,21 +622,47 @@ def check_plan_supported(plan) -> None:
                       "docs/plan-language.md, 'Filters that need extras'"))
 
 
-def _sidecar_ratings(assets: list[Asset]) -> dict[str, int | None]:
-    from qrate.readers.xmpread import rating
+def _sidecar_ratings(assets: list[Asset], roots: Iterable[str] = (),
+                     notes: dict[str, dict] | None = None) -> dict[str, int | None]:
+    """The photographer's ``xmp:Rating`` per photo for the ``min_rating`` filter (a rating qrate
+    wrote itself, recorded as ``qrate:Rating``, is not theirs): of every XMP sidecar of the photo
+    (``STEM.xmp``, ``NAME.EXT.xmp``, any case), the one modified last that has a rating. Sidecars
+    are read only under qrate.readers.safeio's rule (regular files inside the scan root, bounded --
+    a FIFO never blocks) and the one XMP parser (no DOCTYPE). A refused sidecar makes the photo
+    unrated, and ``notes[path]`` says why (``sidecar_refused``, evidence ``file`` and ``error``)."""
+    from qrate.readers.safeio import SIDECAR_MAX_BYTES, UnsafeFileError, read_regular
+    from qrate.readers.xmpread import XmpRefused, find_sidecars, person_rating
 
+    bases = sorted((os.path.abspath(r if os.path.isdir(r) else os.path.dirname(r)) for r in roots), key=len)
+    listings: dict[str, list[str]] = {}
     out: dict[str, int | None] = {}
     for a in assets:
-        stem = os.path.splitext(a.path)[0]
-        value = None
-        for cand in (a.path + ".xmp", stem + ".xmp", a.path + ".XMP", stem + ".XMP"):
+        folder = os.path.dirname(a.path)
+        if folder not in listings:
             try:
-                with open(cand, "rb") as f:
-                    value = rating(f.read(32 << 20))
-                break
+                listings[folder] = os.listdir(folder)
             except OSError:
+                listings[folder] = []
+        root = next((b for b in reversed(bases) if a.path.startswith(b.rstrip(os.sep) + os.sep)), folder)
+        found: list[tuple[int, str, int | None]] = []
+        refused = None
+        for cand in find_sidecars(a.path, a.companions, listings[folder]):
+            try:
+                data = read_regular(cand, root=root, max_bytes=SIDECAR_MAX_BYTES)
+                mtime = os.stat(cand).st_mtime_ns
+                found.append((mtime, cand, person_rating(data)))
+            except FileNotFoundError:
                 continue
-        out[a.path] = value
+            except (UnsafeFileError, XmpRefused) as e:
+                refused = (cand, e.code if isinstance(e, XmpRefused) else f"sidecar_{e.code}")
+                break
+        if refused is not None:
+            out[a.path] = None
+            if notes is not None:
+                notes[a.path] = {"code": "sidecar_refused", "evidence": {"file": refused[0], "error": refused[1]}}
+            continue
+        rated = sorted((t for t in found if t[2] is not None), key=lambda t: (-t[0], os.fsencode(t[1])))
+        out[a.path] = rated[0][2] if rated else None
     return out
 
 
@@ -463,15 +675,16 @@ def run_plan(plan, roots: list[str], ws: Workspace, opts: IndexOptions | None = 
     roots = [os.path.abspath(r) for r in roots]
     if opts is None:
         opts = IndexOptions(exts=normalize_exts(plan.source.extensions) if plan.source.extensions else
-                            normalize_exts(None))
+                            normalize_exts(None), follow_symlinks=plan.source.follow_symlinks)
     report = run_index(roots, ws, opts, progress) if index else None
     from qrate.passes.scope import apply_scope
 
     t = time.perf_counter()
     assets = ws.index.assets(roots)
-    ratings = _sidecar_ratings(assets) if plan.filters_of("min_rating") else {}
+    rating_notes: dict[str, dict] = {}
+    ratings = _sidecar_ratings(assets, roots, rating_notes) if plan.filters_of("min_rating") else {}
     kept, excluded = apply_scope(assets, plan.filters, ratings)
     load = time.perf_counter() - t
     result = cull(kept, params)
     result.timings = {"load": load, **result.timings}
-    return PlanRun(result=result, excluded=excluded, index_report=report, roots=roots)
+    return PlanRun(result=result, excluded=excluded, index_report=report, roots=roots, rating_notes=rating_notes)

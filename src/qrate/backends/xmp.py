@@ -1,11 +1,17 @@
 """XMP sidecars: ratings, colour labels and pick/reject that Lightroom, darktable, digiKam and
 Capture One read (docs/export.md).
 
-qrate *owns* a fixed set of properties (:data:`OWNED`). Writing a sidecar that already exists is a
-merge: every owned property is removed wherever it appears (as an attribute or a child element of
+qrate *writes* a fixed set of properties (:data:`OWNED`). Writing a sidecar that already exists is a
+merge: every such property is removed wherever it appears (as an attribute or a child element of
 any ``rdf:Description``) and written again on the first ``rdf:Description``; everything else --
 darktable's edit history, keywords, other tools' namespaces, comments, the xpacket wrapper -- is
-kept as it was. lxml does the XML; DTDs, entities and network access are off.
+kept as it was, and every merge is *checked*: the result, with those properties taken out, must be
+the canonical (C14N) equal of the input with them taken out, or nothing is written
+(``sidecar_not_lossless``). Packets with a DOCTYPE or entities are refused before any of this
+(:mod:`qrate.readers.xmpread`, the one parser). Which values are written -- qrate's verdict or the
+photographer's own marks -- is decided by :mod:`qrate.backends.sidecars`; qrate always records its
+own verdict in its own namespace (``qrate:Rating``, ``qrate:Label``, ``qrate:Pick``,
+``qrate:Bucket``) so that a re-run can tell its own ``xmp:Rating`` from one a person set.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from qrate.errors import QrateError
+from qrate.readers.safeio import SIDECAR_MAX_BYTES
+from qrate.readers.xmpread import XmpRefused, parse_packet, rdf_of
 
 NS_X = "adobe:ns:meta/"
 NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -22,8 +30,22 @@ NS_XMP = "http://ns.adobe.com/xap/1.0/"
 NS_DM = "http://ns.adobe.com/xmp/1.0/DynamicMedia/"
 NS_DK = "http://www.digikam.org/ns/1.0/"
 NS_PS = "http://ns.adobe.com/photoshop/1.0/"
+NS_QRATE = "https://qrate.dev/ns/xmp/1.0/"
+NS_DT = "http://darktable.sf.net/"
 
-PREFIXES = {"xmp": NS_XMP, "xmpDM": NS_DM, "digiKam": NS_DK, "photoshop": NS_PS}
+PREFIXES = {"xmp": NS_XMP, "xmpDM": NS_DM, "digiKam": NS_DK, "photoshop": NS_PS, "qrate": NS_QRATE}
+
+# the photographer's marks, by kind: every property an application stores that kind of mark in
+MARK_KINDS = {
+    "rating": ((NS_XMP, "Rating"),),
+    "label": ((NS_XMP, "Label"), (NS_DK, "ColorLabel")),
+    "pick": ((NS_DM, "pick"), (NS_DM, "good"), (NS_DK, "PickLabel")),
+}
+# values that mean "no mark" (unrated, no colour, no flag)
+_NO_MARK = {(NS_XMP, "Rating"): {"0"}, (NS_DK, "ColorLabel"): {"0"}, (NS_DK, "PickLabel"): {"0"},
+            (NS_DM, "pick"): {"0"}}
+# qrate's own record of its verdict, in its own namespace
+RECORD = ((NS_QRATE, "Rating"), (NS_QRATE, "Label"), (NS_QRATE, "Pick"), (NS_QRATE, "Bucket"))
 
 # (namespace, local name) of every property qrate writes, in the order it writes them
 OWNED = (
@@ -34,6 +56,7 @@ OWNED = (
     (NS_DK, "PickLabel"),
     (NS_DK, "ColorLabel"),
     (NS_PS, "SidecarForExtension"),
+    *RECORD,
 )
 
 COLORS = ("Red", "Yellow", "Green", "Blue", "Purple")  # Lightroom's label names, exactly
@@ -43,7 +66,12 @@ MAX_SIDECAR_BYTES = 32 << 20
 
 
 class XmpError(QrateError):
-    """An existing sidecar that is not a readable XMP packet (it is left untouched)."""
+    """An existing sidecar that qrate will not read or rewrite (it is left untouched); ``code`` is
+    the stable per-file error code (docs/export.md)."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "sidecar_unreadable") -> None:
+        super().__init__(message, hint)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +101,11 @@ class XmpMark:
             (NS_DK, "ColorLabel"): str(DIGIKAM_COLOR[self.color]) if self.color else None,
             (NS_PS, "SidecarForExtension"): sidecar_for,
         }
+
+    def record(self, bucket: str | None) -> dict[tuple[str, str], str | None]:
+        """qrate's own record of this verdict (its namespace), written into every sidecar it writes."""
+        return {(NS_QRATE, "Rating"): str(self.rating), (NS_QRATE, "Label"): self.color,
+                (NS_QRATE, "Pick"): self.pick, (NS_QRATE, "Bucket"): bucket}
 
     def to_dict(self) -> dict:
         return {"rating": self.rating, "color": self.color, "pick": self.pick}
@@ -111,8 +144,6 @@ def parse_mark(spec: str) -> tuple[str, XmpMark]:
     return bucket, XmpMark(rating, color, pick)
 
 
-_PARSER = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=False)
-
 TEMPLATE = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="{toolkit}">\n'
@@ -124,26 +155,21 @@ TEMPLATE = (
 )
 
 
+MAX_SIDECAR_BYTES = SIDECAR_MAX_BYTES  # every sidecar read is bounded by qrate.readers.safeio
+
+
 def _parse(data: bytes):
-    if len(data) > MAX_SIDECAR_BYTES:
-        raise XmpError(f"sidecar is {len(data)} bytes, larger than qrate will read")
     try:
-        parser = etree.XMLParser(**_PARSER)
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as e:
-        raise XmpError(f"sidecar is not well-formed XML: {e}") from None
-    if root is None:
-        raise XmpError("sidecar is empty")
-    return root
+        return parse_packet(data)
+    except XmpRefused as e:
+        raise XmpError(e.message, code=e.code) from None
 
 
 def _rdf(root):
-    if root.tag == f"{{{NS_RDF}}}RDF":
-        return root
-    found = root.find(f".//{{{NS_RDF}}}RDF")
-    if found is None:
-        raise XmpError("sidecar has no rdf:RDF element")
-    return found
+    try:
+        return rdf_of(root)
+    except XmpRefused as e:
+        raise XmpError(e.message, code=e.code) from None
 
 
 def new_packet(toolkit: str) -> bytes:
@@ -177,10 +203,34 @@ def _with_namespaces(desc):
     return new
 
 
-def apply_mark(data: bytes | None, mark: XmpMark, sidecar_for: str | None, toolkit: str) -> bytes:
-    """The sidecar ``data`` (None: a new one) with qrate's properties set to ``mark``.
+def _strip(root) -> None:
+    """Remove every property qrate writes, wherever it is (attributes and elements)."""
+    for d in _rdf(root).iter(f"{{{NS_RDF}}}Description"):
+        for ns, local in OWNED:
+            key = f"{{{ns}}}{local}"
+            if key in d.attrib:
+                del d.attrib[key]
+            for child in d.findall(key):
+                child.getparent().remove(child)
 
-    Raises :class:`XmpError` when ``data`` is not an XMP packet; the caller leaves that file alone.
+
+def _canonical_rest(data: bytes) -> bytes:
+    """The packet without qrate's properties, canonical (exclusive C14N, comments kept)."""
+    root = _parse(data)
+    _strip(root)
+    return etree.tostring(root.getroottree(), method="c14n", exclusive=True, with_comments=True)
+
+
+def _declares_xml(data: bytes) -> bool:
+    return data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml")
+
+
+def apply_props(data: bytes | None, props: dict[tuple[str, str], str | None], toolkit: str) -> bytes:
+    """The sidecar ``data`` (None: a new one) with every owned property removed and ``props``
+    (owned property -> value; None: absent) set on the first ``rdf:Description``.
+
+    Raises :class:`XmpError` when ``data`` is not an XMP packet qrate rewrites, or when the result
+    would not keep everything else losslessly; the caller leaves that file alone.
     """
     root = _parse(data if data is not None else new_packet(toolkit))
     rdf = _rdf(root)
@@ -189,35 +239,105 @@ def apply_mark(data: bytes | None, mark: XmpMark, sidecar_for: str | None, toolk
         d = etree.SubElement(rdf, f"{{{NS_RDF}}}Description")
         d.set(f"{{{NS_RDF}}}about", "")
         descs = [d]
-    props = mark.properties(sidecar_for)
-    for d in descs:  # remove owned properties wherever they are
-        for ns, local in OWNED:
-            key = f"{{{ns}}}{local}"
-            if key in d.attrib:
-                del d.attrib[key]
-            for child in d.findall(key):
-                child.getparent().remove(child)
-    first = _with_namespaces(descs[0])
+    _strip(root)
+    first = _with_namespaces(rdf.findall(f"{{{NS_RDF}}}Description")[0])
     for (ns, local), value in props.items():
         if value is not None:
             first.set(f"{{{ns}}}{local}", value)
     out = etree.tostring(root.getroottree(), encoding="UTF-8", xml_declaration=data is not None
-                         and data.lstrip().startswith(b"<?xml"))
+                         and _declares_xml(data))
     # lxml drops whitespace between top-level nodes; put the xpacket wrapper on its own lines
     out = out.replace(b"?><x:xmpmeta", b"?>\n<x:xmpmeta").replace(b"</x:xmpmeta><?xpacket", b"</x:xmpmeta>\n<?xpacket")
-    return out if out.endswith(b"\n") else out + b"\n"
+    out = out if out.endswith(b"\n") else out + b"\n"
+    if data is not None:  # prove the merge lost nothing and wrote what it should
+        if _canonical_rest(out) != _canonical_rest(data):
+            raise XmpError("merging into this sidecar would not keep its other content unchanged",
+                           code="sidecar_not_lossless")
+        got = read_props(out)
+        if any(got.get(k) != v for k, v in props.items()):
+            raise XmpError("merging into this sidecar did not read back as written", code="sidecar_not_lossless")
+    return out
+
+
+def apply_mark(data: bytes | None, mark: XmpMark, sidecar_for: str | None, toolkit: str,
+               bucket: str | None = None) -> bytes:
+    """The sidecar ``data`` (None: a new one) with qrate's properties set to ``mark`` (replacing
+    any marks there; :mod:`qrate.backends.sidecars` decides when a person's marks are kept)."""
+    return apply_props(data, {**mark.properties(sidecar_for), **mark.record(bucket)}, toolkit)
+
+
+def read_props(data: bytes) -> dict[tuple[str, str], str]:
+    """The owned properties present in a sidecar: (namespace, name) -> value (the first one found)."""
+    out: dict[tuple[str, str], str] = {}
+    for d in _rdf(_parse(data)).iter(f"{{{NS_RDF}}}Description"):
+        for ns, local in OWNED:
+            key = f"{{{ns}}}{local}"
+            if key in d.attrib:
+                out.setdefault((ns, local), d.attrib[key].strip())
+            for child in d.findall(key):
+                out.setdefault((ns, local), "".join(child.itertext()).strip())
+    return out
 
 
 def read_marks(data: bytes) -> dict[str, str]:
     """The owned properties present in a sidecar, as ``prefix:Name`` -> value (attribute or element)."""
-    rdf = _rdf(_parse(data))
     names = {uri: p for p, uri in PREFIXES.items()}
-    out: dict[str, str] = {}
-    for d in rdf.findall(f"{{{NS_RDF}}}Description"):
-        for ns, local in OWNED:
-            key = f"{{{ns}}}{local}"
-            if key in d.attrib:
-                out[f"{names[ns]}:{local}"] = d.attrib[key]
-            for child in d.findall(key):
-                out[f"{names[ns]}:{local}"] = (child.text or "").strip()
-    return out
+    return {f"{names[ns]}:{local}": v for (ns, local), v in read_props(data).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarMarks:
+    """The marks found in one sidecar: per kind, the properties present (no-mark values left
+    out), and qrate's own record of what it wrote last (None: qrate never wrote this file)."""
+
+    kinds: dict[str, dict[tuple[str, str], str]]
+    recorded: XmpMark | None
+    darktable_label: bool
+
+    def persons(self) -> dict[str, dict[tuple[str, str], str]]:
+        """The kinds whose marks a person set: present, and not what qrate recorded writing."""
+        out = {}
+        for kind, present in self.kinds.items():
+            if kind == "label" and self.darktable_label:
+                out[kind] = present
+                continue
+            if not present:
+                continue
+            if self.recorded is not None:
+                written = {k: v for k, v in self.recorded.properties(None).items()
+                           if k in MARK_KINDS[kind] and v is not None}
+                if written == present:
+                    continue  # qrate's own mark from the last run: qrate may update it
+            out[kind] = present
+        return out
+
+
+def read_state(data: bytes) -> SidecarMarks:
+    """The photographer-relevant marks of a sidecar (raises :class:`XmpError` like the merge)."""
+    props = read_props(data)
+    kinds = {}
+    for kind, keys in MARK_KINDS.items():
+        present = {}
+        for k in keys:
+            v = props.get(k)
+            if v is None or v == "" or v in _NO_MARK.get(k, ()):
+                continue
+            if k == (NS_XMP, "Rating"):
+                try:
+                    if float(v) == 0:
+                        continue
+                except ValueError:
+                    pass
+            present[k] = v
+        kinds[kind] = present
+    recorded = None
+    if (NS_QRATE, "Rating") in props:
+        try:
+            recorded = XmpMark(int(props[(NS_QRATE, "Rating")]), props.get((NS_QRATE, "Label")) or None,
+                               props.get((NS_QRATE, "Pick")) or None)
+        except ValueError:
+            recorded = None
+    root = _parse(data)
+    darktable = any(d.find(f"{{{NS_DT}}}colorlabels") is not None or f"{{{NS_DT}}}colorlabels" in d.attrib
+                    for d in _rdf(root).iter(f"{{{NS_RDF}}}Description"))
+    return SidecarMarks(kinds, recorded, darktable)

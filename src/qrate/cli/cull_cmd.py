@@ -42,6 +42,9 @@ def cull(
     xmp_naming: str = export_opts.xmp_naming_option(),
     xmp_in_place: bool = export_opts.xmp_in_place_option(),
     xmp_map: Optional[list[str]] = export_opts.xmp_map_option(),
+    overwrite_marks: bool = export_opts.overwrite_marks_option(),
+    force: bool = export_opts.force_option(),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symlinked folders (loop-safe) and symlinked files that lead outside the folders given; by default neither is read."),
 ) -> None:
     """Pick the best frame of every burst and sort the rest into good / maybe / trash, with reasons.
 
@@ -55,14 +58,16 @@ def cull(
         roots=roots, ext=ext, burst_seconds=burst_seconds, dedupe_hamming=dedupe_hamming,
         dedupe_global=dedupe_global, keep_per_burst=keep_per_burst, top=top, min_sharpness=min_sharpness,
         max_clip=max_clip, out_dir=out_dir, out=out, export=export, buckets=buckets, xmp=xmp,
-        xmp_naming=xmp_naming, xmp_in_place=xmp_in_place, xmp_map=xmp_map,
+        xmp_naming=xmp_naming, xmp_in_place=xmp_in_place, xmp_map=xmp_map, overwrite_marks=overwrite_marks,
+        follow_symlinks=follow_symlinks,
     )
     execute(Built(plan=plan, origin="flags"), db=db, no_cache=no_cache, workers=workers, json_out=json_out,
-            quiet=quiet, show_plan=False)
+            quiet=quiet, show_plan=False, force=force)
 
 
 def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep_per_burst, top, min_sharpness,
-               max_clip, out_dir, out, export, buckets, xmp, xmp_naming, xmp_in_place, xmp_map):
+               max_clip, out_dir, out, export, buckets, xmp, xmp_naming, xmp_in_place, xmp_map,
+               overwrite_marks=False, follow_symlinks=False):
     """The plan that ``qrate cull``'s flags (and the legacy entry point's) stand for."""
     filters: list[dict] = []
     if min_sharpness is not None:
@@ -73,20 +78,22 @@ def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep
         filters.append({"op": "exclude_near_duplicates"})
     marks = {b: m.to_dict() for b, m in export_opts.parse_marks(xmp_map)}
     data = {
-        "source": {"paths": roots, **({"extensions": sorted(normalize_exts(ext))} if ext else {})},
+        "source": {"paths": roots, **({"extensions": sorted(normalize_exts(ext))} if ext else {}),
+                   **({"follow_symlinks": True} if follow_symlinks else {})},
         "filters": filters,
         "grouping": {"burst_seconds": burst_seconds, "dedupe_hamming": dedupe_hamming},
         "selection": {"top": top, "per_burst": keep_per_burst},
         "outputs": {
             "out_dir": os.path.abspath(out_dir) if out_dir else None, "export": export,
             "buckets": list(export_opts.parse_buckets(buckets)),
-            "xmp": {"enabled": xmp, "naming": xmp_naming, "in_place": xmp_in_place, "marks": marks},
+            "xmp": {"enabled": xmp, "naming": xmp_naming, "in_place": xmp_in_place, "marks": marks,
+                    "overwrite_marks": overwrite_marks},
             "list_file": os.path.abspath(out) if out else None,
         },
     }
-    if export not in ("hardlink", "symlink", "copy"):
-        raise UsageError("--export must be hardlink, symlink or copy")
-    if xmp_naming not in ("basename", "full"):
-        raise UsageError("--xmp-naming must be basename or full")
+    if export not in ("auto", "hardlink", "symlink", "copy"):
+        raise UsageError("--export must be auto, hardlink, symlink or copy")
+    if xmp_naming not in ("basename", "full", "both"):
+        raise UsageError("--xmp-naming must be basename, full or both")
     return validate(data, "options")
 

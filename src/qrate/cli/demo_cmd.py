@@ -54,7 +54,7 @@ def demo(
     hits, total, _ = best_of_burst_hits(truth, bucket_of)
     stdout.print(f"best-of-burst: picked the clean frame in {hits} of {total} generated bursts")
     c = xreport.changes
-    stdout.print(f"exported to {xreport.out_dir}: best/ good/ maybe/ trash/ (hardlinks + XMP sidecars), "
+    stdout.print(f"exported to {xreport.out_dir}: best/ good/ maybe/ trash/ (copies or links + XMP sidecars), "
                  f"manifest.jsonl, summary.json, export.txt ({c['added']} added, {c['unchanged']} unchanged)")
     stdout.print(f"index: {s['index']}  (try: qrate cull {shoot} --db {s['index']} --json)")
     raise typer.Exit(EXIT_PARTIAL if s["errors"] or xreport.errors else EXIT_OK)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from qrate import __version__
-from qrate.backends.export import export_cull
+from qrate.backends.export import check_outputs, export_cull
 from qrate.cli import app, export_opts
 from qrate.cli.common import DB_OPTION, open_workspace, progress_bar, stdout
 from qrate.cli.plan_exec import print_export
@@ -38,6 +38,8 @@ def export_command(
     xmp_naming: str = export_opts.xmp_naming_option(),
     xmp_in_place: bool = export_opts.xmp_in_place_option(),
     xmp_map: Optional[list[str]] = export_opts.xmp_map_option(),
+    overwrite_marks: bool = export_opts.overwrite_marks_option(),
+    force: bool = export_opts.force_option(),
     db: Optional[str] = DB_OPTION,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -57,17 +59,19 @@ def export_command(
     out_abs = os.path.abspath(out)
     if fmt == "list":
         eopts = export_opts.build(out_dir=None, files=False, xmp=False, manifest=False, list_path=out_abs,
-                                  list_buckets=chosen)
+                                  list_buckets=chosen, force=force)
     elif fmt == "copy":
         eopts = export_opts.build(out_dir=out_abs, mode="copy", layout="flat", buckets=chosen, xmp=xmp,
-                                  xmp_naming=xmp_naming, xmp_in_place=xmp_in_place,
-                                  marks=export_opts.parse_marks(xmp_map), list_buckets=chosen)
+                                  xmp_naming=xmp_naming, xmp_in_place=xmp_in_place, overwrite_marks=overwrite_marks,
+                                  marks=export_opts.parse_marks(xmp_map), list_buckets=chosen, force=force)
     else:
         eopts = export_opts.build(out_dir=None if xmp_in_place else out_abs, layout="flat", files=False,
                                   buckets=chosen, xmp=True, xmp_naming=xmp_naming, xmp_in_place=xmp_in_place,
+                                  overwrite_marks=overwrite_marks,
                                   marks=export_opts.parse_marks(xmp_map), manifest=not xmp_in_place,
-                                  list_buckets=("best",))
-    with open_workspace(db, False) as ws, progress_bar(quiet) as prog:
+                                  list_buckets=("best",), force=force)
+    check_outputs(eopts)  # a file in the way is refused before anything is read or written
+    with open_workspace(db, False, readonly=True) as ws, progress_bar(quiet) as prog:
         result = run_cull(roots, ws, params)
         if not result.assets:
             raise QrateError("nothing indexed" + (f" under {', '.join(roots)}" if roots else ""),

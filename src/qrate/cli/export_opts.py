@@ -10,13 +10,30 @@ from qrate.errors import UsageError
 
 
 def export_mode_option():
-    return typer.Option("hardlink", "--export", help="How photos enter the bucket folders: hardlink (falls back to copy "
-                        "across devices), symlink or copy.")
+    return typer.Option("auto", "--export", help="How photos enter the bucket folders. auto (default): a reflink "
+                        "(copy-on-write) where the file system can, else a copy -- hardlinks only for proprietary "
+                        "RAWs (NEF, CR3, ARW ...), which editors never write into. copy: always a copy. "
+                        "hardlink: no extra space, but RISKY: an app that writes metadata into an exported "
+                        "JPEG/DNG/TIFF (digiKam, Lightroom, exiftool, exiv2) changes the ORIGINAL too. "
+                        "symlink: links to the originals (same risk).")
+
+
+def force_option():
+    return typer.Option(False, "--force", help="Replace or remove files in the output folder that you changed "
+                        "since qrate wrote them, and re-add files you deleted there (each one is named). Without "
+                        "it they are kept and reported.")
 
 
 def xmp_naming_option():
     return typer.Option("basename", "--xmp-naming", help="basename: IMG_1.xmp (Lightroom, Capture One); "
-                        "full: IMG_1.NEF.xmp (darktable, digiKam).")
+                        "full: IMG_1.NEF.xmp (darktable, digiKam); both: both names, identical. An existing sidecar "
+                        "of the other name is always updated too, so no two disagree.")
+
+
+def overwrite_marks_option():
+    return typer.Option(False, "--overwrite-marks", help="Replace ratings, colour labels and pick/reject flags "
+                        "that a person set in existing sidecars. Without it they are kept (and reported) and "
+                        "qrate adds its verdict only where there is none.")
 
 
 def xmp_in_place_option():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -12,10 +13,12 @@ import typer
 from rich.table import Table
 
 from qrate import __version__
+from qrate.backends import outdir
 from qrate.backends.export import (
     EXPORT_BUCKETS, check_out_dir, export_cull, json_line, options_from_plan, plan_hash_of, plan_placements,
 )
 from qrate.cli.common import open_workspace, progress_bar, stderr, stdout
+from qrate.cli.safe import clean, json_text
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from qrate.executor import IndexOptions, check_plan_supported, run_plan
 from qrate.ir import BUCKETS, display_path
@@ -63,15 +66,15 @@ def describe(plan) -> list[str]:
 
 
 def print_plan(built, console) -> None:
-    console.print(f"plan from {built.origin} (hash {plan_hash_of(built.plan)}):")
-    for line in describe(built.plan):
-        console.print("  " + line, markup=False)
+    console.print(clean(f"plan from {built.origin} (hash {plan_hash_of(built.plan)}):"))
+    for text in describe(built.plan):
+        console.print("  " + clean(text))
     for n in built.notes:
-        console.print(f"  note: {n}", markup=False)
+        console.print(f"  note: {clean(n)}")
 
 
 def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, json_out: bool = False,
-            quiet: bool = False, show_plan: bool = True) -> None:
+            quiet: bool = False, show_plan: bool = True, force: bool = False) -> None:
     plan = built.plan
     if not plan.source.paths:  # like most tools: the folder you are in
         plan = plan.model_copy(update={"source": plan.source.model_copy(update={"paths": [os.getcwd()]})})
@@ -85,6 +88,10 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
     check_plan_supported(plan)  # before any work
     eopts = options_from_plan(plan)
     if eopts is not None:
+        # where qrate records the lists it writes (so that it replaces only those): not in the plan
+        eopts = dataclasses.replace(eopts, list_ledger=outdir.default_ledger())
+        if force:  # not part of the plan (or its hash): a decision about this run's output folder
+            eopts = dataclasses.replace(eopts, force=True)
         eopts.validate()
         if eopts.out_dir:
             check_out_dir(eopts.out_dir, roots)
@@ -94,8 +101,8 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
     exts = normalize_exts(plan.source.extensions) if plan.source.extensions else normalize_exts(None)
     if not exts:
         raise UsageError("source.extensions names no extension")
-    with open_workspace(db, no_cache) as ws, progress_bar(quiet or json_out) as prog:
-        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers), prog)
+    with open_workspace(db, no_cache, roots=roots) as ws, progress_bar(quiet or json_out) as prog:
+        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers, follow_symlinks=plan.source.follow_symlinks), prog)
         result = run.result
         xreport = None
         if eopts is not None and not dry_run:
@@ -103,18 +110,22 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
                 result, eopts, roots=roots, version=__version__, progress=prog, plan_hash=plan_hash_of(plan),
                 timings={f"index_{k}": v for k, v in (run.index_report.timings if run.index_report else {}).items()},
                 extra_summary={"plan": json.loads(plan.canonical_json()),
-                               "excluded_by_filter": dict(Counter(run.excluded.values()))},
+                               "excluded_by_filter": dict(Counter(run.excluded.values())),
+                               "unrated_because": dict(run.rating_notes)},
             )
     if json_out:
         out = sys.stdout
         for a, d in zip(result.assets, result.decisions):
-            out.write(json_line(d.to_dict(a)) + "\n")
+            out.write(json_text(json_line(d.to_dict(a))) + "\n")
         out.flush()
     print_summary(result, run.index_report, console)
     if run.excluded:
         c = Counter(run.excluded.values())
         console.print(f"left out by filters: {len(run.excluded)} files (" +
                       ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + ")")
+    if run.rating_notes:
+        console.print(f"min_rating: {len(run.rating_notes)} files treated as unrated (a sidecar qrate refused to read; "
+                      "summary.json unrated_because)")
     if dry_run:
         print_dry_run(result, eopts, console)
     elif xreport is not None:
@@ -146,7 +157,7 @@ def print_summary(result, report, console) -> None:
         for a, d in errored[:20]:
             err = d.error or a.error
             if err is not None:
-                console.print(f"file error: {display_path(a.path)}: {err.code}: {err.message}", markup=False,
+                console.print(f"file error: {display_path(a.path)}: {clean(err.code)}: {clean(err.message)}", markup=False,
                               highlight=False, soft_wrap=True)
         more = f" ({len(errored) - 20} more not listed)" if len(errored) > 20 else ""
         console.print(f"{counts['error']} files could not be judged{more}; see `qrate status` or the "
@@ -193,11 +204,16 @@ def print_export(x, console) -> None:
                       f"{c['unchanged']} unchanged")
     if x.sidecars_backed_up:
         console.print(f"{x.sidecars_backed_up} existing sidecars backed up (*.qrate-bak) before merging")
+    if x.kept_edited or x.deleted_by_you:  # issue 14 item 4 (engineer A): counts here, names in summary.json
+        console.print(f"kept as yours: {len(x.kept_edited)} files you changed, {len(x.deleted_by_you)} you deleted "
+                      "in the output folder (left as they are; --force discards your changes)")
+    for path in x.forced:
+        console.print(f"--force: discarded your version of {display_path(path)}")
     for path in x.written:
         console.print(f"wrote {display_path(path)}")
     for p in x.unlisted:
         console.print(f"not in the list (its name holds a line break): {display_path(p)}")
     for e in x.errors[:20]:
-        console.print(f"export error: {display_path(e['file'])}: {e['code']}: {e['message']}")
+        console.print(f"export error: {display_path(e['file'])}: {clean(e['code'])}: {clean(e['message'])}")
     if len(x.errors) > 20:
         console.print(f"... {len(x.errors) - 20} more export errors (see manifest.jsonl)")

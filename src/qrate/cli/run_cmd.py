@@ -10,12 +10,16 @@ from typing import Optional
 
 import typer
 
-from qrate.cli import app
+from qrate.cli import app, export_opts
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, stderr, stdout
 from qrate.cli.llm_opts import LLM_MODEL_OPT, NL_OPT, VERBOSE_OPT, filler_for, report_llm
 from qrate.cli.plan_exec import execute, print_plan
+from qrate.cli.safe import clean, json_text, line
 from qrate.errors import EXIT_OK, QrateError, UsageError
 from qrate.frontend import plans
+from qrate.readers.safeio import read_regular
+
+MAX_MANIFEST_BYTES = 1 << 30  # a manifest line is about 1 KB; a million photos fit
 
 TEXT_ARG = typer.Argument(None, help="What you want, in words: \"best 50 portraits from last weekend\".")
 PRESET_OPT = typer.Option(None, "--preset", help="A named preset (qrate presets).")
@@ -60,13 +64,18 @@ def run(
     nl: str = NL_OPT,
     llm_model: Optional[str] = LLM_MODEL_OPT,
     verbose: bool = VERBOSE_OPT,
+    overwrite_marks: bool = export_opts.overwrite_marks_option(),
+    force: bool = export_opts.force_option(),
 ) -> None:
     """Compile an intent, a preset or a plan file into a plan and run it.
 
     `qrate "TEXT" ...` is short for `qrate run "TEXT" ...`.
     """
+    if overwrite_marks:  # the same as --set outputs.xmp.overwrite_marks=true
+        set_ = [*(set_ or []), "outputs.xmp.overwrite_marks=true"]
     built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose)
-    execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet)
+    execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet,
+            force=force)
 
 
 @app.command("plan")
@@ -92,9 +101,9 @@ def plan_command(
     built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose)
     data = built.plan.model_dump(mode="json")
     if json_out:
-        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
         for n in built.notes:
-            print(f"note: {n}", file=sys.stderr)
+            print(line(f"note: {n}"), file=sys.stderr)
         return
     print_plan(built, stdout)
     if built.slots is not None:
@@ -138,7 +147,7 @@ def _compare(text, preset, sets, now, in_paths, out_dir, llm_model, verbose) -> 
         slots = built.slots.model_dump(exclude_defaults=True) if built.slots else {}
         stdout.print(f"{label} slots: " + json.dumps(slots, ensure_ascii=False), markup=False)
         for n in built.notes:
-            stdout.print(f"{label} note: {n}", markup=False)
+            stdout.print(f"{label} note: {clean(n)}")
     same = ruled.plan.model_dump(exclude={"description"}) == llmed.plan.model_dump(exclude={"description"})
     stdout.print("the two plans are the same" if same else "the plans differ: review before running", markup=False)
     if verbose:
@@ -188,7 +197,7 @@ def presets_command() -> None:
         except QrateError as e:
             desc = f"(invalid: {e.message})"
         where = "" if origin == "built-in" else f"  [{origin}]"
-        stdout.print(f"{name:<20} {desc}{where}", markup=False)
+        stdout.print(f"{clean(name):<20} {clean(desc)}{clean(where)}")
 
 
 @app.command()
@@ -226,10 +235,10 @@ def explain(
     kept = 0
     for r in records:
         if json_out:
-            sys.stdout.write(json.dumps({"path": r["path"], "bucket": r.get("bucket"), "reasons": r.get("reasons")},
-                                        ensure_ascii=True) + "\n")
+            sys.stdout.write(json_text(json.dumps({"path": r["path"], "bucket": r.get("bucket"),
+                                                   "reasons": r.get("reasons")}, ensure_ascii=True)) + "\n")
             continue
-        text = explain_record(r)
+        text = clean(explain_record(r))
         if polisher is not None:
             from qrate.frontend.nl import verify_polish
 
@@ -253,13 +262,23 @@ def _records_for(target: str, db: Optional[str]) -> list[dict]:
         target = os.path.join(target, "manifest.jsonl")
     if target.endswith(".jsonl") and os.path.isfile(target):
         out = []
-        with open(target, encoding="utf-8", errors="surrogateescape") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        raise QrateError(f"{target}:{n} is not a JSON line") from None
+        try:
+            # a manifest qrate wrote is a regular file in its output folder: never followed out of it
+            raw = read_regular(target, root=os.path.dirname(os.path.abspath(target)), max_bytes=MAX_MANIFEST_BYTES)
+        except OSError as e:
+            raise QrateError(f"cannot read {clean(target)}: {getattr(e, 'message', None) or e.strerror or e}",
+                             hint="explain reads the manifest.jsonl that an export wrote") from None
+        for n, line in enumerate(raw.decode("utf-8", "surrogateescape").split("\n"), 1):
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except (ValueError, RecursionError):
+                    raise QrateError(f"{clean(target)}:{n} is not a JSON line",
+                                     hint="explain reads the manifest.jsonl that an export wrote") from None
+                if not isinstance(rec, dict) or not isinstance(rec.get("path"), str):
+                    raise QrateError(f"{clean(target)}:{n} is not a photo record (a JSON object with a path)",
+                                     hint="explain reads the manifest.jsonl that an export wrote")
+                out.append(rec)
         return out
     if os.path.isfile(target):  # a photo: judge its folder from the index with the default plan
         from qrate.cli.common import open_workspace
@@ -267,7 +286,7 @@ def _records_for(target: str, db: Optional[str]) -> list[dict]:
         from qrate.passes.cull import CullParams
 
         folder = os.path.dirname(os.path.abspath(target))
-        with open_workspace(db, False) as ws:
+        with open_workspace(db, False, readonly=True) as ws:
             result = run_cull([folder], ws, CullParams())
         stdout.print("(judged with the default plan over its folder, from the index)")
         return [d.to_dict(a) for a, d in zip(result.assets, result.decisions)]

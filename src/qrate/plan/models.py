@@ -15,6 +15,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from qrate.readers import safeio
+
 PLAN_VERSION = 1
 
 # names shared with lower layers; tests check they equal the passes' own lists
@@ -44,6 +46,8 @@ class Source(Strict):
 
     paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(default_factory=list, max_length=256)
     extensions: list[Annotated[str, Field(pattern=r"^\.?[A-Za-z0-9]{1,8}$")]] | None = Field(None, max_length=64)
+    follow_symlinks: bool = Field(False, description="Follow symlinked folders (loop-safe) and symlinked files that "
+                                  "lead outside the source folders; by default neither is read (docs/ingest.md).")
 
     @field_validator("paths")
     @classmethod
@@ -217,8 +221,12 @@ class Mark(Strict):
 
 class XmpOutput(Strict):
     enabled: bool = True
-    naming: Literal["basename", "full"] = "basename"
+    naming: Literal["basename", "full", "both"] = Field(
+        "basename", description="basename: NAME.xmp (Lightroom, Capture One); full: NAME.EXT.xmp (darktable, "
+        "digiKam); both: both names, kept identical. Existing sidecars of either name are always updated too.")
     in_place: bool = False
+    overwrite_marks: bool = Field(False, description="replace ratings, colour labels and pick/reject flags a "
+                                  "person set (default: they are kept; qrate adds its verdict where there is none)")
     marks: dict[Literal[BUCKET_NAMES], Mark] = Field(default_factory=dict,  # type: ignore[valid-type]
                                                      description="overrides of the default bucket marks")
 
@@ -227,7 +235,9 @@ class Outputs(Strict):
     """What a run writes. Nothing is written without ``out_dir``, ``list`` or ``xmp.in_place``."""
 
     out_dir: str | None = Field(None, max_length=4096)
-    export: Literal["hardlink", "symlink", "copy"] = "hardlink"
+    export: Literal["auto", "hardlink", "symlink", "copy"] = Field(
+        "auto", description="auto: reflink, else a copy -- hardlinks only for proprietary RAWs, which no editor "
+        "writes into (docs/export.md)")
     buckets: list[Literal[BUCKET_NAMES]] = Field(default_factory=lambda: list(BUCKET_NAMES),  # type: ignore[valid-type]
                                                   min_length=1, max_length=4)
     xmp: XmpOutput = Field(default_factory=XmpOutput)
@@ -275,9 +285,8 @@ class Plan(Strict):
 
 
 def _inside(path: str, folder: str) -> bool:
-    a = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
-    b = os.path.normpath(os.path.abspath(os.path.expanduser(folder)))
-    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+    # by real paths: a symlink to the source folder (``shootlink/IMG_1.xmp``) is inside it too
+    return safeio.inside(os.path.expanduser(path), os.path.expanduser(folder))
 
 
 #: op name -> model

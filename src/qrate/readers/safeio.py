@@ -3,7 +3,8 @@
 A file is read only when it is a *regular file* (never a FIFO, device, socket or folder), when its
 real location lies *inside the tree it belongs to* (a symlink may point within the tree, never out
 of it), and only up to a size cap. Every read of photographer-owned files outside the ingest
-readers goes through :func:`read_regular` or :func:`check_regular`; ``tests/test_safeio.py`` holds
+readers goes through :func:`read_regular`, :func:`open_regular`, :func:`open_regular_file` or
+:func:`check_regular` (copies: ``backends.atomic.copy_regular`` on top of :func:`open_regular`); ``tests/test_safeio.py`` holds
 the rule to this.
 
 Opening uses ``O_NONBLOCK`` so that a FIFO never blocks the open, and the type is checked with
@@ -67,6 +68,17 @@ def _open(path: str, root: str | None, max_bytes: int) -> tuple[int, int]:
     return fd, st.st_size
 
 
+def open_regular(path: str, root: str | None = None, max_bytes: int = 1 << 62) -> tuple[int, os.stat_result]:
+    """An open read-only descriptor of ``path`` under the rule above, and its ``fstat`` (of the
+    opened file, so no check-then-open race); the caller closes it. For copies and reflinks."""
+    fd, _ = _open(path, root, max_bytes)
+    try:
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def check_regular(path: str, root: str | None = None, max_bytes: int = 1 << 62) -> os.stat_result:
     """Raise :class:`UnsafeFileError` unless ``path`` is a regular file inside ``root`` (when given)
     of at most ``max_bytes``; returns its ``stat`` (of the opened file). Use before copying."""
@@ -101,18 +113,13 @@ def read_regular(path: str, root: str | None = None, max_bytes: int = SIDECAR_MA
         os.close(fd)
 
 
-def copy_regular(src: str, dest_fileobj, root: str | None = None, max_bytes: int = SIDECAR_MAX_BYTES) -> int:
-    """Copy ``src`` into an open binary file under the rule above (bounded); returns bytes copied."""
-    fd, _ = _open(src, root, max_bytes)
-    total = 0
+def open_regular_file(path: str, root: str | None = None, max_bytes: int = 1 << 62):
+    """:func:`open_regular` as a binary file object, for readers that bound their own reads (the
+    photos themselves: no size cap by default). Opening never blocks on a FIFO."""
+    fd, _ = _open(path, root, max_bytes)
     try:
-        while True:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                return total
-            total += len(chunk)
-            if total > max_bytes:
-                raise UnsafeFileError("too_large", src, f"more than {max_bytes} bytes")
-            dest_fileobj.write(chunk)
-    finally:
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
+        raise
+
