@@ -254,7 +254,10 @@ def gather(ctx: Context, opts: PreviewOptions) -> list[Candidate]:
         best = choose(cands, opts.target)
         if best is not None and best.long_edge >= opts.target:
             break
-        if name in _ONLY_WHEN_NOTHING_USABLE and best is not None and best.long_edge >= opts.edge:
+        if name in _ONLY_WHEN_NOTHING_USABLE and best is not None and (
+                best.long_edge >= opts.edge or (ctx.container.kind == "jpeg" and not ctx.is_raw)):
+            # a JPEG is its own (largest) image: no other strategy can find a bigger one, and
+            # spawning exiftool per small JPEG would cost a process per file
             continue
         cands.extend(_IMPL[name](ctx))
     return cands
