@@ -45,6 +45,7 @@ def test_bad_offset_is_dropped():
     assert iso == "2026-11-14T10:00:00"
 
 
+@pytest.mark.samples
 def test_sample_dates(samples):
     from qrate.readers.binary import Source
     from qrate.readers.container import probe

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from qrate.demo.synth import ShootSpec, generate_shoot
 from qrate.executor import IndexOptions, Workspace, run_index
@@ -278,6 +279,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # ~1-3 min: CI runs the slow mark in its own bounded step (.ci/run)
 def test_fifty_thousand_files_bounded_memory_and_no_quadratic_step(tmp_path):
     """50,000 tiny photos (96 px JPEGs with EXIF): index, warm re-run and cull complete, memory
     grows only by the rows held, and 4x the files costs well under 16x the time (quadratic)."""
