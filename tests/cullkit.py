@@ -58,3 +58,48 @@ def write_burst(folder: str, scene: Image.Image, variants: list[Variant], start:
         write_jpeg(p, degrade(scene, v, seed=k), exif)
         paths.append(p)
     return paths
+
+
+def face(state="open", size=0.3, sharpness=100.0, smile=0.5, main=True, x=0.3, why=None) -> dict:
+    """A face as the vision pass records it (docs/vision.md)."""
+    openness = {"open": (0.3, 0.3), "closed": (0.05, 0.05), "mixed": (0.3, 0.05), "cant_tell": (None, None)}[state]
+    return {"box": [x, 0.2, x + size * 0.8, 0.2 + size], "score": 0.9, "size": size, "main": main,
+            "eyes": {"state": state, "left": openness[0], "right": openness[1],
+                     "p_closed": None if state == "cant_tell" else (0.9 if state != "open" else 0.1),
+                     "why": why or ("too_small" if state == "cant_tell" else None)},
+            "yaw": 0.0, "sharpness": sharpness,
+            "expression": {"smile": smile, "emotion": "happy" if smile > 0.5 else "neutral", "p": {}}}
+
+
+def vision(*faces_, tags=None) -> dict:
+    """A vision pass result with these faces and subject tags."""
+    n = len(faces_)
+    tags = tags if tags is not None else ({"portrait": 0.9} if 1 <= n <= 2 else {"group": 0.9} if n else {"landscape": 0.8})
+    return {"size": [1280, 853], "faces": list(faces_), "scene": {"classes": []},
+            "subjects": {"tags": tags, "top": max(tags, key=tags.get) if tags else "other", "evidence": {}}}
+
+
+class FakeVision:
+    """A stand-in for the vision extra's analyzer (picklable: it runs in worker processes), so
+    executor tests run without the models: one open-eyed face per photo. Appends the size of each
+    image it is given to the file named by ``QRATE_TEST_CALLS`` when set; ``fail=True`` raises."""
+
+    name = "vision"
+
+    def __init__(self, version: int | None = None, fail: bool = False, variant: str = "") -> None:
+        from qrate.passes.registry import VISION_VERSION
+
+        self.version = VISION_VERSION if version is None else version
+        self.fail = fail
+        self.variant = variant
+
+    def __call__(self, rgb, meta: dict) -> dict:
+        import os as _os
+
+        log = _os.environ.get("QRATE_TEST_CALLS")
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{rgb.shape[1]}x{rgb.shape[0]}x{rgb.shape[2]}\n")
+        if self.fail:
+            raise RuntimeError("model failed")
+        return {**vision(face("open", sharpness=round(float(rgb.std()), 4))), "variant": self.variant}

@@ -61,7 +61,7 @@ def test_same_name_jpeg_of_another_camera_and_year_is_judged_on_its_own(dng, jpe
     assert by["IMG_0001.JPG"].bucket in ("best", "good", "maybe", "trash") and by["IMG_0001.JPG"].score is not None
     ev = next(r for r in by["IMG_0001.DNG"].reasons if r["code"] == "not_paired")
     assert ev["other"].endswith("IMG_0001.JPG")
-    assert ev["camera"] == "Canon Canon EOS R6 #0123" and ev["other_camera"] == "Canon Canon EOS 5D Mark III #0999"
+    assert ev["camera"] == "Canon EOS R6 #0123" and ev["other_camera"] == "Canon EOS 5D Mark III #0999"
     assert ev["capture_time"].startswith("2025-06-01") and ev["other_capture_time"].startswith("2020-03-14")
     assert "not_paired" in codes(by["IMG_0001.JPG"])
 

@@ -7,6 +7,7 @@ everything it committed and the next run resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -20,13 +21,14 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from qrate.cache.index import Index
-from qrate.errors import FileError
-from qrate.ir import Asset
+from qrate.errors import FileError, ReadError
+from qrate.ir import Asset, camera_name
 from qrate.passes import features as features_mod
-from qrate.passes import hashes, preview
+from qrate.passes import hashes, preview, registry
 from qrate.passes.cull import CullParams, CullResult, cull
-from qrate.passes.ingest import IngestOptions, IngestResult, failed, ingest_one, pair_note
+from qrate.passes.ingest import IngestOptions, IngestResult, analysis_preview, failed, ingest_one, pair_note
 from qrate.passes.scan import ScanEntry, normalize_exts, scan
+from qrate.readers.safeio import UnsafeFileError
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH = 64
@@ -47,6 +49,8 @@ class IndexOptions:
     preview: preview.PreviewOptions = field(default_factory=preview.PreviewOptions)
     exiftool_metadata: bool = True
     follow_symlinks: bool = False  # symlinked folders (and files leading out of the tree) are read
+    #: optional passes to run after ingest (passes/registry.py): analyzers built by their extras
+    analyzers: tuple = ()
 
 
 @dataclass(slots=True)
@@ -60,6 +64,8 @@ class IndexReport:
     missing: int = 0
     hashed: int = 0
     errors: int = 0
+    analyzed: dict[str, int] = field(default_factory=dict)  # optional pass -> files it analysed this run
+    analysis_errors: dict[str, int] = field(default_factory=dict)  # optional pass -> files it failed on
     folder_errors: list[tuple[str, FileError]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
@@ -79,6 +85,8 @@ class IndexReport:
             "missing": self.missing,
             "hashed": self.hashed,
             "errors": self.errors,
+            "analyzed": dict(self.analyzed),
+            "analysis_errors": dict(self.analysis_errors),
             "folder_errors": [{"path": p, **e.to_dict()} for p, e in self.folder_errors],
             "interrupted": self.interrupted,
         }
@@ -263,6 +271,7 @@ class _PoolMap:
         self.workers, self.chunksize, self.on_crash = workers, chunksize, on_crash
 
     def __iter__(self):
+        _quiet_cancelled_future_race()
         pool = self.make_pool(self.workers)
         try:
             i = 0
@@ -306,6 +315,28 @@ class _PoolMap:
             raise
         else:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _quiet_cancelled_future_race() -> None:
+    """CPython 3.11's pool manager thread, on finding its workers gone, calls set_exception on
+    every pending future, including ones a shutdown or an interrupted map already cancelled; that
+    raises InvalidStateError in the thread and prints a traceback on stderr after an interrupt
+    (the run itself is unaffected: the workers are terminated and reaped by _stop_pool). Only that
+    exact error, from that thread, is silenced; everything else reaches the previous hook."""
+    previous = threading.excepthook
+    if getattr(previous, "_qrate_pool_quiet", False):
+        return
+    from concurrent.futures import InvalidStateError
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    def hook(args):
+        if isinstance(args.thread, _ExecutorManagerThread) and args.exc_type is not None \
+                and issubclass(args.exc_type, InvalidStateError):
+            return
+        previous(args)
+
+    hook._qrate_pool_quiet = True
+    threading.excepthook = hook
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -407,6 +438,15 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     t3 = time.perf_counter()
     report.hashed = hash_pass(ws, roots, opts.full_hash, workers, progress)
     report.timings["post"] = time.perf_counter() - t3
+    for analyzer in opts.analyzers:
+        t4 = time.perf_counter()
+        try:
+            done, failed_n = analysis_pass(ws, roots, analyzer, workers, progress)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            raise
+        report.analyzed[analyzer.name], report.analysis_errors[analyzer.name] = done, failed_n
+        report.timings[analyzer.name] = time.perf_counter() - t4
     report.errors = len(ws.index.rows(roots, "status", "status = 'error'"))
     report.timings["total"] = time.perf_counter() - t0
     return report
@@ -515,6 +555,88 @@ def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progres
     return len(results)
 
 
+# -- optional passes (passes/registry.py) --------------------------------------------------------
+def _work_analyze(item: tuple[str, int, int]) -> tuple[str, int, int, dict | None, str | None]:
+    """Worker: decode the upright RGB preview of one file and run the pass's analyzer on it."""
+    analyzer = _WORKER_OPTS
+    path, size, mtime = item
+    _fault_injection(path)
+    spec = registry.PASSES[analyzer.name]
+    try:
+        img, meta = analysis_preview(path, spec.edge)
+        import numpy as np
+
+        return path, size, mtime, analyzer(np.asarray(img), meta), None
+    except ReadError as e:
+        return path, size, mtime, None, e.code
+    except (UnsafeFileError, OSError):
+        return path, size, mtime, None, "unreadable"
+    except MemoryError:
+        return path, size, mtime, None, "decompression_bomb"
+    except Exception as e:  # a model failing on one file must not stop the run: recorded per file
+        return path, size, mtime, None, f"internal: {type(e).__name__}: {str(e)[:200]}"
+
+
+def _crashed_analyze(item: tuple[str, int, int]) -> tuple[str, int, int, dict | None, str | None]:
+    return item[0], item[1], item[2], None, "crashed"
+
+
+def _retry_analysis(error: str) -> bool:
+    """Whether a stored failure of an optional pass is tried again on the next run: a crash, a
+    model error or memory may pass; a file's own read error stays until the file changes."""
+    return error in ("crashed", "decompression_bomb", "unreadable") or error.startswith("internal")
+
+
+def analysis_pass(ws: Workspace, roots: list[str], analyzer, workers: int, progress: Progress) -> tuple[int, int]:
+    """Run an optional pass on every judged file under ``roots`` whose stored result is missing,
+    of another version, or older than the file; commit in batches (an interrupted pass keeps what it
+    did). Returns (files analysed, files it failed on)."""
+    spec = registry.PASSES[analyzer.name]
+    if analyzer.version != spec.version:
+        raise ValueError(f"{analyzer.name} analyzer version {analyzer.version} != pass version {spec.version}")
+    current = ws.index.pass_status(spec.name, spec.version, roots)
+    variant = getattr(analyzer, "variant", "")
+    need = []
+    for path, size, mtime, features in ws.index.rows(roots, "size, mtime_ns, features", "status = 'ok'"):
+        got = current.get(path)
+        if got is not None:
+            done_variant, err = got
+            if err is None and done_variant == variant:
+                continue  # a current result
+            if err is not None and not _retry_analysis(err):
+                continue  # the file itself cannot be analysed (no preview ...): tried again when it changes
+        if not features_mod.judgeable(json.loads(features) if features else None):
+            continue
+        need.append((path, size, mtime))
+    progress(spec.name, 0, len(need))
+    batch: list = []
+    failed_n = 0
+    try:
+        for i, res in enumerate(_map(_work_analyze, need, workers, analyzer, chunksize=2, on_crash=_crashed_analyze)):
+            batch.append(res)
+            failed_n += res[4] is not None
+            if len(batch) >= BATCH:
+                ws.index.set_pass_data(spec.name, spec.version, batch)
+                batch = []
+            progress(spec.name, i + 1, len(need))
+    finally:
+        if batch:
+            ws.index.set_pass_data(spec.name, spec.version, batch)
+    return len(need), failed_n
+
+
+def attach_pass_data(ws: Workspace, assets: list[Asset], roots: list[str] | None) -> None:
+    """Fill each asset's optional-pass fields (``asset.vision``) from the index's current results."""
+    for spec in registry.optional_passes():
+        data = ws.index.pass_data(spec.name, spec.version, roots)
+        if not data:
+            continue
+        for a in assets:
+            got = data.get(a.path)
+            if got is not None and got[0] is not None:
+                setattr(a, spec.name, got[0])
+
+
 def exact_duplicate_groups(assets: list[Asset]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = defaultdict(list)
     for a in assets:
@@ -547,7 +669,7 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
         "companions": sum(len(a.companions) for a in live),
         "by_format": counts(a.ext for a in live),
         "by_container": counts(a.container or "unread" for a in live),
-        "by_camera": counts(" ".join(x for x in (a.make, a.model) if x) or "unknown" for a in live),
+        "by_camera": counts(camera_name(a.make, a.model) or "unknown" for a in live),
         "by_preview_source": counts((a.preview_source or "none").split("@")[0] for a in ok),
         "by_capture_source": counts(a.capture_source for a in live),
         "date_range": {"first": times[0] if times else None, "last": times[-1] if times else None},
@@ -570,7 +692,9 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
 def run_cull(roots: list[str] | None, ws: Workspace, params: CullParams) -> CullResult:
     """Cull the indexed assets under ``roots`` (None: everything indexed; run :func:`run_index` first)."""
     t = time.perf_counter()
-    assets = ws.index.assets([os.path.abspath(r) for r in roots] if roots is not None else None)
+    absroots = [os.path.abspath(r) for r in roots] if roots is not None else None
+    assets = ws.index.assets(absroots)
+    attach_pass_data(ws, assets, absroots)
     load = time.perf_counter() - t
     result = cull(assets, params)
     result.timings = {"load": load, **result.timings}
@@ -587,6 +711,8 @@ class PlanRun:
     index_report: IndexReport | None
     roots: list[str]
     rating_notes: dict[str, dict] = field(default_factory=dict)  # path -> why min_rating saw it unrated
+    #: photos the eyes_open filter left out, by their eye state: closed, cant_tell, not_analysed
+    eyes_left_out: dict[str, int] = field(default_factory=dict)
 
 
 def params_from_plan(plan) -> CullParams:
@@ -602,24 +728,40 @@ def params_from_plan(plan) -> CullParams:
         dedupe_global=bool(plan.filters_of("exclude_near_duplicates")), keep_per_burst=plan.selection.per_burst,
         top=plan.selection.top, min_sharpness=max(min_sharp) if min_sharp else None,
         max_clip=min(max_clip) if max_clip else None, weights=weights, reject_flags=tuple(reject),
-        min_quality=plan.selection.min_score,
+        min_quality=plan.selection.min_score, top_percent=plan.selection.top_percent, per=plan.selection.per,
+        taste=plan.scoring.taste,
     )
 
 
-def check_plan_supported(plan) -> None:
-    """Fail before any work when a filter needs an optional extra that is not installed."""
+def with_taste_model(params: CullParams, ws: Workspace) -> CullParams:
+    """``params`` with the index's learned taste weights (passes/taste.py; the default weights
+    when nothing was learned yet)."""
+    import dataclasses
+
+    from qrate.passes import taste as taste_mod
+
+    model = ws.index.taste_model() or taste_mod.default_model()
+    return dataclasses.replace(params, taste_model=taste_mod.model_items(model))
+
+
+def check_plan_supported(plan, analyzers: Iterable = ()) -> None:
+    """Fail before any work when a filter needs an optional pass whose runtime (an extra) was not
+    handed in: the CLI builds the analyzers of the installed extras (``qrate.extras``)."""
     from qrate.errors import MissingExtraError
     from qrate.plan.models import EXTRA_OPS
 
-    for f in plan.filters:
-        if f.op in EXTRA_OPS:
-            feature, extra = EXTRA_OPS[f.op]
-            raise MissingExtraError(
-                f"the filter '{f.op}'", extra,
-                message=(f"the filter '{f.op}' needs {feature}, from the optional '{extra}' extra, which this "
-                         "installation does not have; nothing was read"),
-                hint=("drop the words that asked for it (`qrate plan ...` shows the filter), or see "
-                      "docs/plan-language.md, 'Filters that need extras'"))
+    have = {a.name for a in analyzers}
+    for spec in registry.needed(plan):
+        if spec.name in have:
+            continue
+        op = next((f.op for f in plan.filters if f.op in spec.needed_by), "exclude_flags")
+        feature, extra = EXTRA_OPS.get(op, ("blink detection (the eyes_closed flag)", spec.extra or spec.name))
+        raise MissingExtraError(
+            f"the filter '{op}'", extra,
+            message=(f"the filter '{op}' needs {feature}, from the optional '{extra}' extra, which this "
+                     "installation does not have; nothing was read"),
+            hint=("drop the words that asked for it (`qrate plan ...` shows the filter), or see "
+                  "docs/plan-language.md, 'Filters that need extras'"))
 
 
 def _sidecar_ratings(assets: list[Asset], roots: Iterable[str] = (),
@@ -667,24 +809,39 @@ def _sidecar_ratings(assets: list[Asset], roots: Iterable[str] = (),
 
 
 def run_plan(plan, roots: list[str], ws: Workspace, opts: IndexOptions | None = None,
-             progress: Progress | None = None, index: bool = True) -> PlanRun:
-    """Execute a validated plan: index (incrementally) -> scope filters -> cull. Fixed order."""
-    check_plan_supported(plan)
+             progress: Progress | None = None, index: bool = True, analyzers: Iterable = ()) -> PlanRun:
+    """Execute a validated plan: index (incrementally, with the optional passes the plan needs) ->
+    scope filters -> cull. Fixed order. ``analyzers``: the optional passes' runtimes (from the CLI)."""
+    analyzers = tuple(analyzers)
+    check_plan_supported(plan, analyzers)
     params = params_from_plan(plan)
     params.validate()
+    if params.taste is not None:  # the learned model (docs/taste.md), or the default when none was learned
+        params = with_taste_model(params, ws)
     roots = [os.path.abspath(r) for r in roots]
     if opts is None:
         opts = IndexOptions(exts=normalize_exts(plan.source.extensions) if plan.source.extensions else
                             normalize_exts(None), follow_symlinks=plan.source.follow_symlinks)
+    opts.analyzers = tuple(analyzers)
     report = run_index(roots, ws, opts, progress) if index else None
+    if not index:  # the index is taken as it is; a pass the plan needs must still cover it
+        for a in analyzers:
+            analysis_pass(ws, roots, a, opts.workers or default_workers(), progress or (lambda *x: None))
     from qrate.passes.scope import apply_scope
 
     t = time.perf_counter()
     assets = ws.index.assets(roots)
+    attach_pass_data(ws, assets, roots)
     rating_notes: dict[str, dict] = {}
     ratings = _sidecar_ratings(assets, roots, rating_notes) if plan.filters_of("min_rating") else {}
     kept, excluded = apply_scope(assets, plan.filters, ratings)
     load = time.perf_counter() - t
     result = cull(kept, params)
     result.timings = {"load": load, **result.timings}
-    return PlanRun(result=result, excluded=excluded, index_report=report, roots=roots, rating_notes=rating_notes)
+    from qrate.passes import people
+
+    by_path = {a.path: a for a in assets}
+    eyes = Counter(people.eyes_state(by_path[p].vision) or "not_analysed" for p, op in excluded.items()
+                   if op == "eyes_open")
+    return PlanRun(result=result, excluded=excluded, index_report=report, roots=roots, rating_notes=rating_notes,
+                   eyes_left_out={k: eyes[k] for k in sorted(eyes)})

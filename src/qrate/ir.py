@@ -38,6 +38,16 @@ def path_key(path: str) -> bytes:
     return os.fsencode(path)
 
 
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """How a photographer names the camera: the model, with the maker in front only when the
+    model does not already start with it ("Canon EOS R6", not "Canon Canon EOS R6"; "NIKON Z 9"
+    for NIKON CORPORATION; "SONY ILCE-7M4")."""
+    make, model = (make or "").strip(), (model or "").strip()
+    if make and model and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return " ".join(x for x in (make, model) if x) or None
+
+
 def display_path(path: str) -> str:
     """A printable form of a path: invalid UTF-8 bytes as \\xNN, control characters escaped."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
@@ -81,6 +91,9 @@ class Asset:
     phash: str | None = None
     features: dict[str, Any] | None = None
     features_version: int | None = None
+    # optional passes (passes/registry.py): stored in the index's pass_data table, not in assets;
+    # None when the pass has not run on this file (or its result is stale)
+    vision: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     error: FileError | None = None
     status: str = "ok"  # ok | error | missing
@@ -108,12 +121,15 @@ class Decision:
     burst_size: int | None = None
     burst_rank: int | None = None  # 1 = best usable frame of its burst; None when not ranked
     cluster_id: int | None = None
+    bracket_id: int | None = None  # an exposure bracket (passes/brackets.py): one shot, kept whole
     score: float | None = None
     quality: float | None = None
     score_detail: dict[str, Any] | None = None
     flags: list[str] = field(default_factory=list)
     reasons: list[dict[str, Any]] = field(default_factory=list)
     error: FileError | None = None
+    # the star/colour/pick mark (passes/stars.py): {"rating", "color", "pick", "why"}; None = bucket default
+    mark: dict[str, Any] | None = None
 
     def to_dict(self, asset: Asset) -> dict[str, Any]:
         """The record of ``qrate cull --json`` (docs/cli.md)."""
@@ -124,14 +140,17 @@ class Decision:
             "burst_size": self.burst_size,
             "burst_rank": self.burst_rank,
             "cluster_id": self.cluster_id,
+            "bracket_id": self.bracket_id,
             "score": self.score,
             "quality": self.quality,
             "score_detail": self.score_detail,
             "flags": list(self.flags),
+            "mark": self.mark,
             "reasons": list(self.reasons),
             "error": self.error.to_dict() if self.error else None,
             "capture_time": asset.capture_time,
             "capture_source": asset.capture_source,
-            "camera": " ".join(x for x in (asset.make, asset.model) if x) or None,
+            "camera": camera_name(asset.make, asset.model),
             "features": asset.features,
+            "vision": asset.vision,
         }

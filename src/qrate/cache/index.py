@@ -31,7 +31,9 @@ _SCALAR = [
 ]
 _JSON = ["companions", "notes", "features"]
 _COLUMNS = ["path", "display", *_SCALAR, *_JSON, "error_code", "error_message"]
-assert set(_SCALAR + _JSON + ["path", "error"]) == {f.name for f in fields(Asset)}
+#: Asset fields filled from the pass_data table (optional passes, passes/registry.py), not from assets
+PASS_FIELDS = ("vision",)
+assert set(_SCALAR + _JSON + ["path", "error", *PASS_FIELDS]) == {f.name for f in fields(Asset)}
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +50,38 @@ CREATE TABLE IF NOT EXISTS assets (
 );
 CREATE INDEX IF NOT EXISTS assets_capture ON assets (capture_ts);
 CREATE INDEX IF NOT EXISTS assets_size ON assets (size);
+-- results of optional passes (vision, ...): valid while the file's (size, mtime_ns) and the pass's
+-- version match; ``data`` is JSON, ``error`` a per-file error code when the pass failed on the file
+CREATE TABLE IF NOT EXISTS pass_data (
+    path BLOB NOT NULL,
+    pass TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    data TEXT,
+    error TEXT,
+    PRIMARY KEY (path, pass)
+);
+-- taste (docs/taste.md): the photographer's pairwise preferences (winner > loser, or a tie), with
+-- the taste features of both photos at that time; ``answer`` groups the pairs of one choice (undo)
+CREATE TABLE IF NOT EXISTS preferences (
+    id INTEGER PRIMARY KEY,
+    answer INTEGER NOT NULL,
+    winner BLOB NOT NULL,
+    loser BLOB NOT NULL,
+    tie INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL,
+    created REAL NOT NULL,
+    winner_features TEXT NOT NULL,
+    loser_features TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS preferences_answer ON preferences (answer);
+CREATE TABLE IF NOT EXISTS taste_models (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    created REAL NOT NULL,
+    model TEXT NOT NULL
+);
 """
 
 
@@ -224,6 +258,135 @@ class Index:
                 "UPDATE assets SET features=?, features_version=?, dhash=?, phash=? WHERE path=?",
                 [(json.dumps(f, sort_keys=True), v, d, ph, path_key(p)) for p, f, v, d, ph in items],
             )
+
+    def set_pass_data(self, name: str, version: int,
+                      items: Iterable[tuple[str, int, int, dict | None, str | None]]) -> None:
+        """Store an optional pass's per-file results: (path, size, mtime_ns, data, error_code)."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO pass_data (path, pass, version, size, mtime_ns, data, error) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(path, pass) DO UPDATE SET version=excluded.version, size=excluded.size, "
+                "mtime_ns=excluded.mtime_ns, data=excluded.data, error=excluded.error",
+                [(path_key(p), name, version, size, mtime,
+                  None if data is None else json.dumps(data, sort_keys=True), err)
+                 for p, size, mtime, data, err in items])
+
+    def pass_data(self, name: str, version: int, roots: Iterable[str] | None = None
+                  ) -> dict[str, tuple[dict | None, str | None]]:
+        """path -> (data, error_code) of the *current* results of pass ``name``: same version and
+        the same (size, mtime_ns) as the file's row in assets (a changed file's result is stale)."""
+        if not self._has_table("pass_data"):  # an index opened read-only, written by an older qrate
+            return {}
+        sql = ("SELECT p.path, p.data, p.error FROM pass_data p JOIN assets a ON a.path = p.path "
+               "WHERE p.pass = ? AND p.version = ? AND p.size = a.size AND p.mtime_ns = a.mtime_ns")
+        out: dict[str, tuple[dict | None, str | None]] = {}
+        ranges = [(None, None, None)] if roots is None else self._ranges(roots)
+        for lo, hi, exact in ranges:
+            where, args = ("", ()) if lo is None else (" AND ((p.path >= ? AND p.path < ?) OR p.path = ?)", (lo, hi, exact))
+            for key, data, err in self.db.execute(sql + where, (name, version, *args)):
+                try:
+                    out[os.fsdecode(key)] = (json.loads(data) if data else None, err)
+                except (ValueError, RecursionError):
+                    raise IndexDbError("the index has a damaged pass_data row",
+                                       hint="it is only a cache: delete it (or pass another --db) and index again"
+                                       ) from None
+        return out
+
+    # -- taste (docs/taste.md) --------------------------------------------------------------------
+    def add_preferences(self, source: str, pairs: Iterable[tuple[str, str, bool, dict, dict]],
+                        created: float) -> int:
+        """Store one answer's pairs ``(winner, loser, tie, winner_features, loser_features)``;
+        returns the answer number (pairs of one answer are undone together)."""
+        with self.transaction():
+            row = self.db.execute("SELECT COALESCE(MAX(answer), 0) + 1 FROM preferences").fetchone()
+            answer = int(row[0])
+            self.db.executemany(
+                "INSERT INTO preferences (answer, winner, loser, tie, source, created, winner_features, "
+                "loser_features) VALUES (?,?,?,?,?,?,?,?)",
+                [(answer, path_key(w), path_key(lo), int(bool(tie)), source, created,
+                  json.dumps(fw, sort_keys=True), json.dumps(fl, sort_keys=True)) for w, lo, tie, fw, fl in pairs])
+        return answer
+
+    def undo_preference(self, source: str) -> list[tuple[str, str, bool]]:
+        """Delete the last answer of ``source``; returns its (winner, loser, tie) pairs."""
+        with self.transaction():
+            row = self.db.execute("SELECT MAX(answer) FROM preferences WHERE source = ?", (source,)).fetchone()
+            if row is None or row[0] is None:
+                return []
+            got = self.db.execute("SELECT winner, loser, tie FROM preferences WHERE answer = ? ORDER BY id",
+                                  (row[0],)).fetchall()
+            self.db.execute("DELETE FROM preferences WHERE answer = ?", (row[0],))
+        return [(os.fsdecode(w), os.fsdecode(lo), bool(t)) for w, lo, t in got]
+
+    def forget_preferences(self, source: str, paths: Iterable[str]) -> int:
+        """Drop ``source``'s pairs that involve any of ``paths`` (a re-import replaces them)."""
+        with self.transaction():
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS forget_paths (path BLOB PRIMARY KEY)")
+            self.db.execute("DELETE FROM forget_paths")
+            self.db.executemany("INSERT OR IGNORE INTO forget_paths VALUES (?)", [(path_key(p),) for p in paths])
+            before = self.db.total_changes
+            self.db.execute("DELETE FROM preferences WHERE source = ? AND (winner IN (SELECT path FROM forget_paths) "
+                            "OR loser IN (SELECT path FROM forget_paths))", (source,))
+            n = self.db.total_changes - before
+            self.db.execute("DELETE FROM forget_paths")
+            return n
+
+    def preferences(self) -> list[dict]:
+        """Every stored pair, oldest first: {answer, winner, loser, tie, source, created,
+        winner_features, loser_features}."""
+        if not self._has_table("preferences"):
+            return []
+        out = []
+        for ans, w, lo, tie, src, created, fw, fl in self.db.execute(
+                "SELECT answer, winner, loser, tie, source, created, winner_features, loser_features "
+                "FROM preferences ORDER BY id"):
+            try:
+                out.append({"answer": ans, "winner": os.fsdecode(w), "loser": os.fsdecode(lo), "tie": bool(tie),
+                            "source": src, "created": created, "winner_features": json.loads(fw),
+                            "loser_features": json.loads(fl)})
+            except (ValueError, TypeError, RecursionError):
+                raise IndexDbError("the index has a damaged preferences row",
+                                   hint="delete the index's preferences (or pass another --db) and learn again"
+                                   ) from None
+        return out
+
+    def save_taste_model(self, name: str, version: int, model: dict, created: float) -> None:
+        with self.transaction():
+            self.db.execute("INSERT INTO taste_models (name, version, created, model) VALUES (?,?,?,?) "
+                            "ON CONFLICT(name) DO UPDATE SET version=excluded.version, created=excluded.created, "
+                            "model=excluded.model", (name, version, created, json.dumps(model, sort_keys=True)))
+
+    def taste_model(self, name: str = "default") -> dict | None:
+        """The stored model ``name`` (with ``version`` and ``created``), or None."""
+        if not self._has_table("taste_models"):
+            return None
+        row = self.db.execute("SELECT version, created, model FROM taste_models WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        try:
+            model = json.loads(row[2])
+        except (ValueError, RecursionError):
+            raise IndexDbError("the index has a damaged taste model", hint="run `qrate learn` again") from None
+        if not isinstance(model, dict):
+            raise IndexDbError("the index has a damaged taste model", hint="run `qrate learn` again")
+        return {**model, "version": row[0], "created": row[1]}
+
+    def pass_status(self, name: str, version: int, roots: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """path -> (the result's ``variant``, error code) of the current results of pass ``name``
+        (as :meth:`pass_data`), without parsing the results themselves."""
+        if not self._has_table("pass_data"):
+            return {}
+        sql = ("SELECT p.path, COALESCE(json_extract(p.data, '$.variant'), ''), p.error FROM pass_data p "
+               "JOIN assets a ON a.path = p.path WHERE p.pass = ? AND p.version = ? AND p.size = a.size "
+               "AND p.mtime_ns = a.mtime_ns AND ((p.path >= ? AND p.path < ?) OR p.path = ?)")
+        out: dict[str, tuple[str, str | None]] = {}
+        for lo, hi, exact in self._ranges(roots):
+            for key, variant, err in self.db.execute(sql, (name, version, lo, hi, exact)):
+                out[os.fsdecode(key)] = (variant if isinstance(variant, str) else "", err)
+        return out
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
 
     # -- reads -----------------------------------------------------------------------------------
     def known(self, roots: Iterable[str]) -> dict[str, tuple[int, int, str, str | None, str, int | None]]:

@@ -11,6 +11,7 @@ from rich.text import Text
 from qrate.cli import app
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths, echo_json, open_workspace, progress_bar, stderr, stdout
 from qrate.cli.safe import clean
+from qrate.cli.vision_opts import analyzers_for, clip_weights_option, vision_option
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from qrate.executor import IndexOptions, run_index, status_summary
 from qrate.ir import display_path
@@ -28,6 +29,8 @@ def index(
     json_out: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symlinked folders (loop-safe) and symlinked files that lead outside the folders given; by default neither is read."),
+    vision: bool = vision_option(),
+    clip_weights: Optional[str] = clip_weights_option(),
 ) -> None:
     """Index photos: metadata, capture time, embedded preview, features, hashes. Never writes into the photo folders.
 
@@ -37,7 +40,8 @@ def index(
     exts = normalize_exts(ext)
     if not exts:
         raise UsageError("--ext names no extension")
-    opts = IndexOptions(exts=exts, full_hash=full_hash, workers=workers, follow_symlinks=follow_symlinks)
+    opts = IndexOptions(exts=exts, full_hash=full_hash, workers=workers, follow_symlinks=follow_symlinks,
+                        analyzers=analyzers_for(None, vision, clip_weights))
     with open_workspace(db, no_cache, roots=roots) as ws, progress_bar(quiet or json_out) as prog:
         report = run_index(roots, ws, opts, prog)
         if json_out:
@@ -50,6 +54,10 @@ def index(
                 f"{report.new} new, {report.changed} changed, {report.unchanged} unchanged, "
                 f"{report.retried} retried, {report.missing} missing, {report.hashed} hashed, {report.errors} with errors"
             )
+            for name, n in report.analyzed.items():
+                failed_n = report.analysis_errors.get(name, 0)
+                stderr.print(f"  {name}: {n} files analysed in {report.timings.get(name, 0.0):.2f}s"
+                             + (f", {failed_n} could not be analysed" if failed_n else ""))
             for path, err in report.folder_errors:
                 stderr.print(Text.assemble("  ", (err.code, "yellow"), f": {display_path(path)}: {clean(err.message)}"))
             if report.errors:

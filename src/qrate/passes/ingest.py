@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from qrate.errors import FileError, ReadError
-from qrate.ir import Asset, kind_of_ext
+from qrate.ir import Asset, camera_name, kind_of_ext
 from qrate.passes import capture, features, hashes, preview
 from qrate.passes.scan import ScanEntry
 from qrate.readers.binary import Source
@@ -48,7 +48,7 @@ def _norm(text: str | None) -> str:
 
 
 def camera_label(make: str | None, model: str | None, serial: str | None = None) -> str:
-    cam = " ".join(x for x in (make, model) if x) or "unknown camera"
+    cam = camera_name(make, model) or "unknown camera"
     return f"{cam} #{serial}" if serial else cam
 
 
@@ -245,3 +245,24 @@ def _ingest(asset: Asset, opts: IngestOptions, proposed: list[str]) -> None:
         return
     asset.features = features.compute(img, asset.iso)
     asset.dhash, asset.phash = hashes.perceptual(img)
+
+
+def analysis_preview(path: str, edge: int):
+    """The upright RGB preview of ``path`` at ``edge`` long edge (never upscaled), for an optional
+    pass (the vision analyzers), with the EXIF facts those passes use as evidence. Reads the file
+    under the same rule as ingest (regular file, bounded, never a FIFO); the RAW is never demosaiced
+    when an embedded preview exists (the same preview chain as ingest)."""
+    with open_regular_file(path) as f:
+        st = os.fstat(f.fileno())
+        src = Source(f, st.st_size, path)
+        container = probe(src)
+        md = container.metadata
+        ext = os.path.splitext(path)[1].lower().lstrip(".")
+        is_raw = container.kind in RAW_CONTAINERS and kind_of_ext(ext) == "raw"
+        ctx = preview.Context(path, src, container, is_raw)
+        opts = preview.PreviewOptions(target=edge, edge=edge, mode="RGB")
+        img, cand, _ = preview.extract(ctx, md.orientation, opts)
+    meta = {"make": md.make, "model": md.model, "lens": md.lens, "iso": md.iso, "exposure_time": md.exposure_time,
+            "f_number": md.f_number, "focal_length": md.focal_length, "preview": cand.label,
+            "preview_width": cand.width, "preview_height": cand.height}
+    return img, meta

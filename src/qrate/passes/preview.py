@@ -64,6 +64,7 @@ _TRANSPOSE = {
 class PreviewOptions:
     target: int = DECODE_EDGE  # candidates are chosen and DCT-scaled for this long edge
     edge: int = FEATURE_EDGE  # the analysis image's long edge
+    mode: str = "L"  # "L" (features, hashes) or "RGB" (the vision pass)
     strategies: tuple[str, ...] = STRATEGIES
 
 
@@ -265,9 +266,9 @@ def gather(ctx: Context, opts: PreviewOptions) -> list[Candidate]:
 
 # -- decoding ---------------------------------------------------------------------------------
 def decode(cand: Candidate, src: Source, orientation: int | None, target: int = DECODE_EDGE,
-           edge: int = FEATURE_EDGE) -> Image.Image:
-    """Decode ``cand`` to grayscale, DCT-scaled to no less than ``target``, rotate it upright, and
-    area-average it to ``edge`` long edge."""
+           edge: int = FEATURE_EDGE, mode: str = "L") -> Image.Image:
+    """Decode ``cand`` to ``mode`` (grayscale unless asked), DCT-scaled to no less than ``target``,
+    rotate it upright, and area-average it to ``edge`` long edge."""
     if cand.image is not None:
         img = cand.image
     else:
@@ -279,7 +280,7 @@ def decode(cand: Candidate, src: Source, orientation: int | None, target: int = 
             scale = min(1.0, target / max(img.width, img.height))
             # grayscale straight from the decoder (YCbCr -> Y: no chroma work) at the smallest
             # DCT scale (1/2, 1/4, 1/8) that keeps ``target`` on the long edge
-            img.draft("L", (max(1, int(img.width * scale + 0.999)), max(1, int(img.height * scale + 0.999))))
+            img.draft(mode, (max(1, int(img.width * scale + 0.999)), max(1, int(img.height * scale + 0.999))))
             img.load()
         except ReadError:
             raise
@@ -287,8 +288,8 @@ def decode(cand: Candidate, src: Source, orientation: int | None, target: int = 
             raise ReadError("decompression_bomb", str(e)) from None
         except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on bad data
             raise ReadError("corrupt", f"preview {cand.label} does not decode: {e}") from None
-    if img.mode != "L":
-        img = img.convert("L")
+    if img.mode != mode:
+        img = img.convert(mode)
     img = shrink(img, edge)
     if not cand.oriented and orientation in _TRANSPOSE:
         img = img.transpose(_TRANSPOSE[orientation])  # after the shrink: 10x fewer pixels to move
@@ -313,7 +314,7 @@ def extract(ctx: Context, orientation: int | None, opts: PreviewOptions) -> tupl
             break
         tried.add(next(i for i, c in enumerate(cands) if c is best))
         try:
-            return decode(best, ctx.src, orientation, opts.target, opts.edge), best, notes
+            return decode(best, ctx.src, orientation, opts.target, opts.edge, opts.mode), best, notes
         except ReadError as e:
             if e.code == "decompression_bomb":
                 raise

@@ -1,5 +1,6 @@
 """Scope filters: which photos take part in a plan's cull (date, camera, lens, focal length, ISO,
-orientation, existing rating). Pure: ratings read from sidecars are handed in."""
+orientation, existing rating; subject, eyes open and face count from the vision pass). Pure:
+ratings read from sidecars are handed in, vision results are on the assets."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from collections.abc import Sequence
 
 from qrate.ir import Asset
+from qrate.passes import people
 from qrate.plan.models import SCOPE_OPS
 
 
@@ -41,6 +43,9 @@ def matches(f, a: Asset, rating: int | None) -> bool:
         return t is not None and (f.start is None or t >= f.start.replace(tzinfo=None)) and (
             f.end is None or t < f.end.replace(tzinfo=None))
     if op == "camera":
+        if getattr(f, "models", None):  # resolved against the index: exactly one of these cameras
+            mine = {_norm(a.model), _norm(f"{a.make or ''}{a.model or ''}")} - {""}
+            return any(_norm(m) in mine for m in f.models)
         return _norm(f.contains) in _norm(f"{a.make or ''}{a.model or ''}") or _norm(f.contains) in _norm(a.model)
     if op == "lens":
         return _norm(f.contains) in _norm(a.lens)
@@ -54,7 +59,15 @@ def matches(f, a: Asset, rating: int | None) -> bool:
         return displayed_orientation(a) == f.value
     if op == "min_rating":
         return rating is not None and rating >= f.value
-    raise ValueError(f"{op} is not a scope filter")  # subject / eyes_open are checked before any work
+    # the vision pass's filters (the executor ran the pass first; no result: not in scope)
+    if op == "subject":
+        return bool(people.subject_tags(a.vision) & set(f.values))
+    if op == "eyes_open":  # every main face open; vacuously true without faces; never when not analysed
+        return people.eyes_state(a.vision) in ("open", "no_faces")
+    if op == "faces":
+        n = people.face_count(a.vision)
+        return n is not None and (f.min is None or n >= f.min) and (f.max is None or n <= f.max)
+    raise ValueError(f"{op} is not a scope filter")
 
 
 def apply_scope(assets: Sequence[Asset], filters: Sequence, ratings: dict[str, int | None] | None = None
