@@ -25,7 +25,8 @@ def test_plan_json_validates_against_the_committed_schema(cli, tmp_path):
     assert data["filters"][0] == {"op": "date_range", "start": "2026-11-14T00:00:00", "end": "2026-11-16T00:00:00",
                                   "phrase": "last weekend"}
     code, out, _ = cli("plan", "delete everything blurry", "--now", "2026-11-18")
-    assert code == 0 and "refused 'delete'" in out and "did not understand: 'blurry'" in out
+    # issue 16: the delete is refused and the rest is kept: "everything blurry" is the trash bucket
+    assert code == 0 and "refused 'delete'" in out and "only the trash bucket is exported" in out
 
 
 def test_text_dry_run_writes_nothing(cli, shoot, tmp_path):
@@ -68,11 +69,15 @@ def test_preset_run_then_explain_every_pick(cli, shoot, tmp_path):
     assert lines and all(x["bucket"] == "trash" and x["reasons"] for x in lines)
 
 
-def test_intent_needing_an_extra_fails_before_any_work(cli, shoot, tmp_path):
+def test_intent_needing_an_extra_fails_before_any_work(cli, shoot, tmp_path, monkeypatch):
+    from qrate.extras import vision as vision_extra
+
+    monkeypatch.setattr(vision_extra, "missing", lambda: ["the LiteRT runtime (ai-edge-litert)"])  # as if absent
     db = tmp_path / "i.sqlite"
     code, _, err = cli("best 20 portraits from yesterday", "--in", str(shoot), "--db", str(db), "-q")
     assert code == 1
-    assert "needs subject detection" in err and "'clip' extra" in err and "nothing was read" in err
+    assert "the filter 'subject' needs the optional 'vision' extra" in err and "nothing was read" in err
+    assert vision_extra.INSTALL_HINT in err
     assert not db.exists()
 
 

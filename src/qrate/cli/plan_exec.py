@@ -19,6 +19,7 @@ from qrate.backends.export import (
 )
 from qrate.cli.common import open_workspace, progress_bar, stderr, stdout
 from qrate.cli.safe import clean, json_text
+from qrate.cli.vision_opts import analyzers_for
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from qrate.executor import IndexOptions, check_plan_supported, run_plan
 from qrate.ir import BUCKETS, display_path
@@ -46,8 +47,11 @@ def describe(plan) -> list[str]:
     if w:
         lines.append("scoring weights: " + ", ".join(f"{k}={v:g}" for k, v in w.items()))
     sel = f"{s.per_burst} per burst"
+    of = f"of each {s.per}" if s.per else "of the shoot"
     if s.top is not None:
-        sel = f"top {s.top} of the shoot, " + sel
+        sel = f"top {s.top} {of}, " + sel
+    elif s.top_percent is not None:
+        sel = f"top {s.top_percent:g}% {of}, " + sel
     if s.min_score is not None:
         sel += f", quality at least {s.min_score:g}"
     lines.append(f"selection: {sel}")
@@ -74,7 +78,8 @@ def print_plan(built, console) -> None:
 
 
 def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, json_out: bool = False,
-            quiet: bool = False, show_plan: bool = True, force: bool = False) -> None:
+            quiet: bool = False, show_plan: bool = True, force: bool = False, vision: bool = False,
+            clip_weights: str | None = None) -> None:
     plan = built.plan
     if not plan.source.paths:  # like most tools: the folder you are in
         plan = plan.model_copy(update={"source": plan.source.model_copy(update={"paths": [os.getcwd()]})})
@@ -85,7 +90,8 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
         if not os.path.exists(p):
             raise UsageError(f"no such file or folder: {p}", hint="check the path")
         roots.append(os.path.abspath(p))
-    check_plan_supported(plan)  # before any work
+    analyzers = analyzers_for(plan, vision, clip_weights)  # the install hint before any work
+    check_plan_supported(plan, analyzers)
     eopts = options_from_plan(plan)
     if eopts is not None:
         # where qrate records the lists it writes (so that it replaces only those): not in the plan
@@ -102,7 +108,8 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
     if not exts:
         raise UsageError("source.extensions names no extension")
     with open_workspace(db, no_cache, roots=roots) as ws, progress_bar(quiet or json_out) as prog:
-        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers, follow_symlinks=plan.source.follow_symlinks), prog)
+        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers, follow_symlinks=plan.source.follow_symlinks),
+                       prog, analyzers=analyzers)
         result = run.result
         xreport = None
         if eopts is not None and not dry_run:
@@ -111,7 +118,8 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
                 timings={f"index_{k}": v for k, v in (run.index_report.timings if run.index_report else {}).items()},
                 extra_summary={"plan": json.loads(plan.canonical_json()),
                                "excluded_by_filter": dict(Counter(run.excluded.values())),
-                               "unrated_because": dict(run.rating_notes)},
+                               "unrated_because": dict(run.rating_notes),
+                               "eyes_open_left_out": dict(run.eyes_left_out)},
             )
     if json_out:
         out = sys.stdout
@@ -123,6 +131,9 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
         c = Counter(run.excluded.values())
         console.print(f"left out by filters: {len(run.excluded)} files (" +
                       ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + ")")
+    if run.eyes_left_out:
+        words = {"closed": "with closed eyes", "cant_tell": "where qrate can't tell", "not_analysed": "not analysed"}
+        console.print("eyes_open left out: " + ", ".join(f"{v} {words.get(k, k)}" for k, v in run.eyes_left_out.items()))
     if run.rating_notes:
         console.print(f"min_rating: {len(run.rating_notes)} files treated as unrated (a sidecar qrate refused to read; "
                       "summary.json unrated_because)")

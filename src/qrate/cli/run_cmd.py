@@ -14,8 +14,9 @@ from qrate.cli import app, export_opts
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, stderr, stdout
 from qrate.cli.llm_opts import LLM_MODEL_OPT, NL_OPT, VERBOSE_OPT, filler_for, report_llm
 from qrate.cli.plan_exec import execute, print_plan
+from qrate.cli.vision_opts import clip_weights_option, vision_option
 from qrate.cli.safe import clean, json_text, line
-from qrate.errors import EXIT_OK, QrateError, UsageError
+from qrate.errors import EXIT_OK, EXIT_USAGE, QrateError, UsageError
 from qrate.frontend import plans
 from qrate.readers.safeio import read_regular
 
@@ -28,19 +29,43 @@ SET_OPT = typer.Option(None, "--set", help="Override a plan field: --set selecti
 IN_OPT = typer.Option(None, "--in", help="Folders or files to cull (repeatable).")
 OUT_DIR_OPT = typer.Option(None, "--out-dir", help="Export the buckets here (docs/export.md).")
 NOW_OPT = typer.Option(None, "--now", help="Resolve relative dates against this time (ISO), not the clock.")
+YES_OPT = typer.Option(False, "--yes", "-y", help="Run even though some words of the request were not understood "
+                       "(the plan lists them).")
 
 
-def _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl="rules", filler=None) -> plans.Built:
+def _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl="rules", filler=None, cameras=None) -> plans.Built:
     if not (text or preset or plan_file):
         raise UsageError("nothing to run", hint='give text ("best 20 from yesterday"), --preset NAME or --plan FILE')
     return plans.build(text=text, preset=preset, plan_file=plan_file, sets=sets, now=plans.parse_now(now),
-                       in_paths=in_paths, out_dir=out_dir, nl=nl, filler=filler)
+                       in_paths=in_paths, out_dir=out_dir, nl=nl, filler=filler, cameras=cameras)
 
 
-def _build_nl(text, preset, plan_file, sets, now, in_paths, out_dir, nl, llm_model, verbose) -> plans.Built:
+def index_cameras(text, db, no_cache, in_paths) -> list[str] | None:
+    """The cameras ("make model", the maker once) of the photos already indexed under --in, for
+    resolving camera words (issue 16); None when there is no such index or no words."""
+    if not text or not in_paths or no_cache:
+        return None
+    from qrate.cache.index import default_db_path
+    from qrate.cli.common import open_workspace
+    from qrate.frontend.names import camera_label
+
+    path = db or os.environ.get("QRATE_DB") or default_db_path()
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open_workspace(db, False, readonly=True) as ws:
+            rows = ws.index.rows([os.path.abspath(p) for p in in_paths], "make, model", "status != 'missing'")
+    except (QrateError, OSError):
+        return None
+    names = sorted({camera_label(mk, md) for _, mk, md in rows if mk or md})
+    return names or None
+
+
+def _build_nl(text, preset, plan_file, sets, now, in_paths, out_dir, nl, llm_model, verbose,
+              cameras=None) -> plans.Built:
     """_build with the words parser ``nl`` (the model loads only if needed); --verbose reports it."""
     filler = filler_for(nl, llm_model)
-    built = _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl, filler)
+    built = _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl, filler, cameras)
     if verbose and filler is not None:
         report_llm(filler.llm, stderr)
     return built
@@ -66,6 +91,9 @@ def run(
     verbose: bool = VERBOSE_OPT,
     overwrite_marks: bool = export_opts.overwrite_marks_option(),
     force: bool = export_opts.force_option(),
+    vision: bool = vision_option(),
+    clip_weights: Optional[str] = clip_weights_option(),
+    yes: bool = YES_OPT,
 ) -> None:
     """Compile an intent, a preset or a plan file into a plan and run it.
 
@@ -73,9 +101,33 @@ def run(
     """
     if overwrite_marks:  # the same as --set outputs.xmp.overwrite_marks=true
         set_ = [*(set_ or []), "outputs.xmp.overwrite_marks=true"]
-    built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose)
+    built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose,
+                      index_cameras(text, db, no_cache, in_paths))
+    shown = confirm_partial(built, yes=yes, dry_run=dry_run, console=stderr if json_out else stdout)
     execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet,
-            force=force)
+            force=force, vision=vision, clip_weights=clip_weights, show_plan=not shown)
+
+
+def _writes(plan) -> bool:
+    o = plan.outputs
+    return bool(o.out_dir or o.list_file or o.xmp.in_place)
+
+
+def confirm_partial(built, *, yes: bool, dry_run: bool, console) -> bool:
+    """Words of the request that were not understood: the plan is shown with them and a run that
+    writes anything needs --yes, or a "y" on a terminal (issue 16). Returns whether the plan was
+    printed here."""
+    unknown = list(built.slots.unknown) if built.slots is not None else []
+    if not unknown or yes or dry_run or not _writes(built.plan):
+        return False
+    print_plan(built, console)
+    words = ", ".join(repr(w) for w in unknown)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        if typer.confirm(clean(f"qrate did not understand {words}; run this plan anyway?"), default=False):
+            return True
+        raise typer.Exit(EXIT_USAGE)
+    raise UsageError(f"part of the request was not understood ({words}); nothing was run",
+                     hint="check the plan above and add --yes to run it anyway, or reword the request")
 
 
 @app.command("plan")
@@ -93,12 +145,19 @@ def plan_command(
     verbose: bool = VERBOSE_OPT,
     compare: bool = typer.Option(False, "--compare", help="Compile TEXT with the rule parser and with the LLM "
                                  "and show both plans side by side."),
+    explain_words: bool = typer.Option(False, "--explain-words", help="Show which words of TEXT produced which plan "
+                                       "field, which were ignored as filler and which were not understood."),
+    db: Optional[str] = DB_OPTION,
 ) -> None:
     """Compile only: print the plan (a readable summary, then its JSON). Reads no photo."""
     if compare:
         _compare(text, preset, set_, now, in_paths, out_dir, llm_model, verbose)
         return
-    built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose)
+    built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose,
+                      index_cameras(text, db, False, in_paths))
+    if explain_words:
+        _explain_words(built, text, now)
+        return
     data = built.plan.model_dump(mode="json")
     if json_out:
         sys.stdout.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
@@ -112,8 +171,32 @@ def plan_command(
     stdout.print(json.dumps(data, indent=2, ensure_ascii=False), markup=False)
 
 
+def _explain_words(built, text, now) -> None:
+    from rich.table import Table
+
+    from qrate.frontend.compiler import explain_words
+    from qrate.frontend.rules import corrections
+
+    if not text or built.slots is None:
+        raise UsageError("--explain-words needs the words to compile",
+                         hint='qrate plan --explain-words "best 20 from yesterday"')
+    rows = explain_words(built.slots, plans.parse_now(now), text, corrections(text))
+    t = Table(title=None, show_header=True, header_style="bold")
+    for col in ("words", "read as", "plan"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(clean(r["words"]), r["slot"], clean("; ".join(r["effect"])))
+    stdout.print(t)
+    for n in built.notes:
+        stdout.print(f"note: {clean(n)}")
+
+
 def _plan_rows(plan) -> dict[str, str]:
     rows = {"top": str(plan.selection.top), "per burst": str(plan.selection.per_burst)}
+    if plan.selection.top_percent is not None or plan.selection.per is not None:
+        rows["top %"], rows["per"] = str(plan.selection.top_percent), str(plan.selection.per)
+    if list(plan.outputs.buckets) != ["best", "good", "maybe", "trash"]:
+        rows["buckets"] = ", ".join(plan.outputs.buckets)
     weights = {k: v for k, v in plan.scoring.weights.model_dump().items() if v is not None}
     rows["weights"] = json.dumps(weights) if weights else "-"
     for f in plan.filters:

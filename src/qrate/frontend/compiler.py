@@ -8,30 +8,51 @@ turns number words into numbers and maps each slot onto whitelisted plan fields
 from __future__ import annotations
 
 import copy
+import json
 import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from qrate.frontend.rules import MONTHS, parse_number
+from qrate.errors import QrateError
+from qrate.frontend import dates, names
+from qrate.frontend.numbers import parse_number, parse_percent
+from qrate.frontend.rules import SUBJECT_TABLE
 from qrate.plan.intent import IntentSlots
 from qrate.plan.models import Plan
 
 DAY = dt.timedelta(days=1)
-WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 EVERYTHING_PER_BURST = 100
+#: single words -> subject (the LLM front end checks its subject phrases against these)
 SUBJECT_WORDS = {
     "group": "group", "groups": "group", "portrait": "portrait", "headshot": "portrait", "head": "portrait",
-    "people": "people", "persons": "people", "couple": "people", "faces": "people",
-    "landscape": "landscape", "scenery": "landscape", "scenic": "landscape", "vista": "landscape",
+    "selfie": "portrait", "people": "people", "persons": "people", "couple": "people", "faces": "people",
+    "family": "people", "kids": "people", "children": "people", "crowd": "people",
+    "landscape": "landscape", "scenery": "landscape", "scenic": "landscape", "vista": "landscape", "seascape": "landscape",
     "animal": "animal", "wildlife": "animal", "pet": "animal", "dog": "animal", "cat": "animal", "bird": "animal",
-    "architecture": "architecture", "building": "architecture", "interior": "architecture",
-    "food": "food", "dishes": "food", "sport": "sports", "action": "sports",
-    "night": "night", "astro": "night", "astrophotography": "night", "stars": "night",
+    "horse": "animal", "architecture": "architecture", "building": "architecture", "interior": "architecture",
+    "cityscape": "architecture", "skyline": "architecture", "food": "food", "dishes": "food", "meal": "food",
+    "sport": "sports", "sports": "sports", "action": "sports", "night": "night", "astro": "night",
+    "astrophotography": "night", "stars": "night", "macro": "macro", "close-up": "macro", "closeup": "macro",
+    "insect": "macro", "document": "document", "receipt": "document", "screenshot": "document",
 }
+GROUP_KEYS = {"day": "day", "date": "day", "camera": "camera", "body": "camera", "bodies": "camera",
+              "folder": "folder", "directory": "folder", "directories": "folder", "card": "folder",
+              "lens": "lens", "lenses": "lens"}
+RATING_RE = (r"\b(?:[0-5]|zero|one|two|three|four|five)(?=[- ]?stars?|\s*(?:\+|plus|or|and|&|-|to|$))|"
+                       r"(?<=rated )(?:[0-5]|zero|one|two|three|four|five)|(?<=rating of )(?:[0-5]|zero|one|two|three|four|five)")
+REJECT_RE = (r"^(?!(?:except|without|but not|minus|excluding|no|not)\b).*?(?:blur|out[- ]of[- ]focus|\bbad\b|failed"
+                       r"|failures|rejected|rejects|worst|junk|unusable|rubbish|throw|trash|\bbin\b|throwaways)")
 
 
 class CompileError(ValueError):
     pass
+
+
+class NoMeaningError(QrateError):
+    """A request with no culling meaning (gibberish, an unrelated question, only refused
+    instructions): nothing runs."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -44,122 +65,135 @@ class Compiled:
 
 
 # -- time -----------------------------------------------------------------------------------------
-def _day(d: dt.date) -> dt.datetime:
-    return dt.datetime(d.year, d.month, d.day)
-
-
-def _month_range(year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
-    end = dt.datetime(year + (month == 12), month % 12 + 1, 1)
-    return dt.datetime(year, month, 1), end
-
-
-def _month_index(word: str) -> int:
-    for i, m in enumerate(MONTHS, 1):
-        if m.startswith(word[:3]):
-            return i
-    raise CompileError(word)
-
-
-def _weekday_before(now: dt.datetime, wd: int, strictly: bool) -> dt.date:
-    d = now.date() - (DAY if strictly else dt.timedelta(0))
-    while d.weekday() != wd:
-        d -= DAY
-    return d
-
-
 def resolve_point(phrase: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """One time phrase -> [start, end) in local wall-clock time."""
-    p = re.sub(r"\s+", " ", phrase.lower().strip())
-    p = re.sub(r"^(?:in|during|of) (?:the )?", "", p)
-    today = _day(now.date())
-    if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", p):
-        try:
-            d = dt.datetime(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError as e:
-            raise CompileError(f"not a date: {phrase}") from e
-        return d, d + DAY
-    fixed = {
-        "today": (today, today + DAY), "yesterday": (today - DAY, today),
-        "the day before yesterday": (today - 2 * DAY, today - DAY),
-        "this morning": (today + dt.timedelta(hours=5), today + dt.timedelta(hours=12)),
-        "this afternoon": (today + dt.timedelta(hours=12), today + dt.timedelta(hours=18)),
-        "this evening": (today + dt.timedelta(hours=18), today + DAY),
-        "tonight": (today + dt.timedelta(hours=18), today + DAY + dt.timedelta(hours=6)),
-        "last night": (today - DAY + dt.timedelta(hours=18), today + dt.timedelta(hours=6)),
-    }
-    if p in fixed:
-        return fixed[p]
-    monday = today - dt.timedelta(days=today.weekday())
-    if m := re.fullmatch(r"(last|this|past|previous) (weekend|week|month|year)", p):
-        which, unit = m[1], m[2]
-        if unit == "weekend":
-            sat = monday + dt.timedelta(days=5)  # this week's Saturday
-            if which != "this" and today < sat:
-                sat -= dt.timedelta(days=7)  # Mon..Fri: the weekend just gone
-            elif which != "this":
-                sat -= dt.timedelta(days=7)  # on a weekend: the one before
-            return sat, sat + 2 * DAY
-        if unit == "week":
-            if which == "past":
-                return today - 6 * DAY, today + DAY
-            return (monday - 7 * DAY, monday) if which in ("last", "previous") else (monday, monday + 7 * DAY)
-        if unit == "month":
-            if which == "past":
-                return today - 30 * DAY, today + DAY
-            y, mo = now.year, now.month
-            if which in ("last", "previous"):
-                y, mo = (y - 1, 12) if mo == 1 else (y, mo - 1)
-            return _month_range(y, mo)
-        y = now.year - (which in ("last", "previous"))
-        if which == "past":
-            return today - 365 * DAY, today + DAY
-        return dt.datetime(y, 1, 1), dt.datetime(y + 1, 1, 1)
-    if m := re.fullmatch(r"(?:in the )?(?:last|past|previous) (.+) (day|week|month)s?", p):
-        n = parse_number(m[1])
-        if not n or n > 3660:
-            raise CompileError(f"not a number of days: {phrase}")
-        days = n * {"day": 1, "week": 7, "month": 30}[m[2]]
-        return today - (days - 1) * DAY, today + DAY
-    if m := re.fullmatch(rf"(last|this|on)? ?({'|'.join(WEEKDAYS)})", p):
-        d = _weekday_before(now, WEEKDAYS.index(m[2]), strictly=m[1] == "last")
-        return _day(d), _day(d) + DAY
-    if m := re.fullmatch(r"(?:from )?([a-z]+)(?: (\d{4}))?", p):
-        if m[1][:3] in {x[:3] for x in MONTHS}:
-            mo = _month_index(m[1])
-            y = int(m[2]) if m[2] else (now.year if mo <= now.month else now.year - 1)
-            return _month_range(y, mo)
-    if m := re.fullmatch(r"(?:from )?((?:19|20)\d{2})", p):
-        y = int(m[1])
-        return dt.datetime(y, 1, 1), dt.datetime(y + 1, 1, 1)
-    raise CompileError(f"cannot resolve the time phrase {phrase!r}")
+    """One time phrase -> [start, end) in local wall-clock time (qrate.frontend.dates)."""
+    try:
+        return dates.resolve_point(phrase, now)
+    except dates.DateError as e:
+        raise CompileError(str(e)) from None
 
 
-def resolve_time(phrase: str, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
-    p = re.sub(r"\s+", " ", phrase.lower().strip())
-    if m := re.fullmatch(r"between (.+?) and (.+)", p):
-        a, b = resolve_point(m[1], now), resolve_point(m[2], now)
-        start, end = min(a[0], b[0]), max(a[1], b[1])
-        return start, end
-    if m := re.fullmatch(r"from (\d{4}-\d{2}-\d{2}) (?:to|until|till|through) (\d{4}-\d{2}-\d{2})", p):
-        a, b = resolve_point(m[1], now), resolve_point(m[2], now)
-        return a[0], b[1]
-    if m := re.fullmatch(r"(since|after|before|until|on|from) (\d{4}-\d{2}-\d{2})", p):
-        s, e = resolve_point(m[2], now)
-        return {"since": (s, None), "from": (s, e), "after": (e, None), "before": (None, s),
-                "until": (None, e), "on": (s, e)}[m[1]]
-    return resolve_point(p, now)
+def resolve_time(phrase: str, now: dt.datetime, month_first: bool = False
+                 ) -> tuple[dt.datetime | None, dt.datetime | None]:
+    try:
+        return dates.resolve(phrase, now, month_first)
+    except dates.DateError as e:
+        raise CompileError(str(e)) from None
+
+
+def subject_of(phrase: str) -> str | None:
+    for pat, value in SUBJECT_TABLE:
+        if re.search(pat, phrase):
+            return value
+    words = phrase.split()
+    for w in (words[0], words[-1]) if words else ():
+        v = SUBJECT_WORDS.get(w) or SUBJECT_WORDS.get(w.removesuffix("s"))
+        if v:
+            return v
+    return None
+
+
+def rating_of(phrase: str) -> int | None:
+    """"5 star", "4 and 5 star", "3 stars or better", "rated 2+" -> the lowest rating asked for."""
+    if not re.search(r"star|rated|rating", phrase):
+        return None
+    nums = [parse_number(x) if not x.isdigit() else int(x) for x in re.findall(RATING_RE, phrase)]
+    nums = [n for n in nums if n is not None and 0 <= n <= 5]
+    return min(nums) if nums else None
 
 
 # -- the compiler -----------------------------------------------------------------------------------
 def _norm_camera(phrase: str) -> str:
-    p = re.sub(r"^(?:from|with|on|using|shot on|shot with|taken with|by)\s+", "", phrase)
-    p = re.sub(r"^(?:the|my|a)\s+", "", p)
-    return p.strip()
+    return names.resolve_camera(phrase)
+
+
+def _lens(phrase: str) -> tuple[dict | None, str | None]:
+    """A lens phrase -> (filter, note)."""
+    p = phrase.lower()
+    if m := re.search(r"(\d{2,4})\s*(?:mm)?\s*(?:f\s*/?\s*|\s)(\d{1,2}(?:\.\d)?)\b", p):
+        ap = m[2].rstrip("0").rstrip(".") if "." in m[2] else m[2]
+        return {"op": "lens", "contains": f"{m[1]}mm f{ap}"}, None
+    if m := re.search(r"between\s+(\d{1,4})\s*(?:mm)?\s+and\s+(\d{1,4})", p):
+        a, b = sorted((float(m[1]), float(m[2])))
+        return {"op": "focal_length", "min": a, "max": b}, None
+    if m := re.search(r"(longer|more|greater|above|over|beyond|wider|shorter|less|under|below)\s+(?:than\s+)?(\d{1,4})", p):
+        v = float(m[2])
+        if m[1] in ("longer", "more", "greater", "above", "over", "beyond"):
+            return {"op": "focal_length", "min": v}, None
+        return {"op": "focal_length", "max": v}, None
+    if m := re.search(r"(\d{2,3})\s*-\s*(\d{2,3})", p):
+        return {"op": "lens", "contains": f"{m[1]}-{m[2]}"}, None
+    if m := re.search(r"(\d{1,4})(?:\s*mm)?\b", p):
+        v = float(m[1])
+        return {"op": "focal_length", "min": v, "max": v}, None
+    if "wide" in p:
+        return {"op": "focal_length", "max": 35.0}, f"{phrase!r} read as a focal length of 35 mm or less"
+    if "tele" in p:
+        return {"op": "focal_length", "min": 85.0}, f"{phrase!r} read as a focal length of 85 mm or more"
+    return None, f"ignored the lens {phrase!r}"
+
+
+def _iso(i: str) -> tuple[dict | None, str | None]:
+    nums = [int(x) for x in re.findall(r"\d+", i)]
+    if re.search(r"\b(?:no|not)\s+(?:higher|more|greater|above|over)\b", i):
+        return {"op": "iso", "max": nums[0]}, None
+    if re.search(r"\b(?:no|not)\s+(?:lower|less|below|under)\b", i):
+        return {"op": "iso", "min": nums[0]}, None
+    if len(nums) >= 2:
+        return {"op": "iso", "min": min(nums[:2]), "max": max(nums[:2])}, None
+    if nums and re.search(r"\b(?:or|and) (?:below|less|lower|under|down)\b|\b(?:below|under|up to|at most|max|maximum"
+                          r"|lower than|less than)\b|<", i):
+        return {"op": "iso", "max": nums[0]}, None
+    if nums and re.search(r"\b(?:or|and) (?:above|more|higher|over|up)\b|\b(?:above|over|at least|min|minimum"
+                          r"|higher than|more than)\b|>", i):
+        return {"op": "iso", "min": nums[0]}, None
+    if nums:
+        return {"op": "iso", "min": nums[0], "max": nums[0]}, None
+    if "low" in i:
+        return {"op": "iso", "max": 800}, "'low ISO' read as ISO 800 or below"
+    if "high" in i:
+        return {"op": "iso", "min": 3200}, "'high ISO' read as ISO 3200 or above"
+    return None, f"ignored the ISO phrase {i!r}"
+
+
+def _has_meaning(slots: IntentSlots) -> bool:
+    """Does the request ask for anything a cull can do? (A bare "everything" next to refused
+    instructions does not: "delete everything" is refused whole.)"""
+    for name in ("subject", "time", "camera", "lens", "quality", "exposure"):
+        if getattr(slots, name):
+            return True
+    for name in ("iso", "orientation", "per_burst", "duplicates", "blinks"):
+        if getattr(slots, name):
+            return True
+    if slots.count:
+        everything = slots.count.lower() in ("everything", "all", "all of them", "anything") or \
+            slots.count.lower().startswith("every ")
+        return not (everything and slots.refused)
+    return _asks_what_to_delete(slots)
+
+
+def _asks_what_to_delete(slots: IntentSlots) -> bool:
+    """"what should I delete": a delete (refused) and nothing else -> the photos qrate would
+    reject (the trash bucket, exported read-only). Not "rm -rf" or "delete everything"."""
+    return (not slots.unknown and not slots.count and
+            any(re.match(r"delet|remov|bin|toss|throw", r) for r in slots.refused) and
+            not any(getattr(slots, n) for n in ("subject", "time", "camera", "lens", "quality", "exposure", "iso",
+                                                "orientation", "per_burst", "duplicates", "blinks")))
 
 
 def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None,
-                  description: str | None = None) -> Compiled:
-    """Slots -> plan. ``base`` is a plan dict (a preset) the intent is laid over."""
+                  description: str | None = None, month_first: bool = False, cameras: list[str] | None = None,
+                  require_meaning: bool = False) -> Compiled:
+    """Slots -> plan. ``base`` is a plan dict (a preset) the intent is laid over. ``cameras``:
+    the "make model" names in the index, when one is at hand: camera phrases resolve against them
+    (an unknown or ambiguous name is an error listing the candidates). ``require_meaning``: a
+    request with no culling meaning raises :class:`NoMeaningError` (the command line sets it)."""
+    if require_meaning and not _has_meaning(slots):
+        what = ("only instructions qrate refuses (" + ", ".join(repr(r) for r in slots.refused) + ")"
+                if slots.refused else "no words about photos to select" +
+                (" (not understood: " + ", ".join(repr(u) for u in slots.unknown[:8]) + ")" if slots.unknown else ""))
+        raise NoMeaningError(f"nothing to cull in this request: {what}; nothing was run",
+                             hint='ask for photos, e.g. "best 20 portraits from last weekend" (docs/plan-language.md)')
     notes: list[str] = []
     plan = copy.deepcopy(base or {})
     filters: list[dict] = list(plan.get("filters", []))
@@ -175,27 +209,66 @@ def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None
         merged = list(dict.fromkeys([*(cur["flags"] if cur else []), *flags]))
         set_filter({"op": "exclude_flags", "flags": merged})
 
+    ratings = [r for r in (rating_of(q) for q in slots.quality) if r is not None]
+    rejects = [q for q in slots.quality if rating_of(q) is None and re.search(REJECT_RE, q)]
+    if _asks_what_to_delete(slots):
+        rejects = [f"what to {slots.refused[0]}"]
+    quality = [q for q in slots.quality if rating_of(q) is None and q not in rejects]
+    positive = bool(quality) or (slots.count is not None and parse_number(slots.count) is not None)
+
+    count_n: int | None = None
+    count_pct: float | None = None
+    everything = False
     if slots.count:
         c = slots.count.lower()
-        if c in ("everything", "all", "all of them"):
-            selection["per_burst"] = EVERYTHING_PER_BURST
-            selection.pop("top", None)
+        if c in ("everything", "all", "all of them", "anything") or c.startswith("every "):
+            everything = True
+        elif re.search(r"%|percent|per cent|pct|\b(?:half|third|quarter|fourth|fifth|tenth)$", c) and \
+                (pct := parse_percent(c)) is not None:
+            count_pct = pct
         else:
-            n = parse_number(c)
+            n = parse_number(re.sub(r"^(?:top|best|first|the)\s+", "", c))
             if n is None:
                 notes.append(f"ignored the count {slots.count!r}: not a number")
             elif n > 1_000_000:
                 notes.append(f"ignored the count {slots.count!r}: larger than 1,000,000")
             else:
-                selection["top"] = n
+                count_n = n
+    group = None
     if slots.per_burst:
-        m = re.match(r"(.+?)\s+(?:frame |shot |photo |pick |image )?(?:per|from each|of each|for each|each)\b",
-                     slots.per_burst)
-        n = 1 if not m or m[1] in ("a single", "single") else parse_number(m[1])
-        selection["per_burst"] = n or 1
+        pb = slots.per_burst.lower()
+        gm = re.search(r"(bursts?|sequences?|series|days?|dates?|cameras?|bod(?:y|ies)|folders?|director(?:y|ies)"
+                       r"|cards?|lens(?:es)?)\s*$", pb)
+        key = gm[1] if gm else "burst"
+        key = key if key in GROUP_KEYS or key in ("series", "lens") else key.rstrip("s")
+        group = GROUP_KEYS.get(key)  # None: bursts
+        lead = re.sub(r"\s+(?:(?:frames?|shots?|photos?|pictures?|images?|picks?|best|keepers?)\s+)?(?:per|a|each|for each"
+                      r"|from each|of each|in each|from every|of every|for every|every)\s+\S+$", "", pb)
+        n = pct = None
+        if lead != pb:
+            pct = parse_percent(lead)
+            n = None if pct is not None else (1 if lead in ("a single", "single") else parse_number(lead))
+        if group is None:
+            selection["per_burst"] = min(n or 1, 100)
+        else:
+            selection["per"] = group
+            if pct is not None:
+                count_pct = pct
+            elif n is not None:
+                count_n = n
+            elif count_n is None and count_pct is None:
+                count_n = 1
+    if everything and not rejects:
+        selection["per_burst"] = EVERYTHING_PER_BURST
+        selection.pop("top", None)
+    if count_pct is not None:
+        selection["top_percent"] = count_pct
+        selection.pop("top", None)
+    elif count_n is not None:
+        selection["top"] = count_n
     if slots.time:
         try:
-            start, end = resolve_time(slots.time[0], now)
+            start, end = resolve_time(slots.time[0], now, month_first)
             f = {"op": "date_range", "phrase": slots.time[0]}
             if start:
                 f["start"] = start.isoformat()
@@ -207,53 +280,68 @@ def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None
         for extra in slots.time[1:]:
             notes.append(f"ignored a second time phrase {extra!r} (one date range per plan)")
     if slots.camera:
-        set_filter({"op": "camera", "contains": _norm_camera(slots.camera[0])})
+        phrase = slots.camera[0]
+        contains = _norm_camera(phrase)
+        if cameras is not None:
+            hits, cands = names.match_index(phrase, cameras)
+            if not hits:
+                raise CameraNameError(f"no camera in the index matches {phrase!r}"
+                                      + (f"; cameras there: {', '.join(cands)}" if cands else " (the index has none)"),
+                                      hint="name one of them, or leave the camera out (photos added since the last run: `qrate index` them first)")
+            models = sorted({re.sub(r"\s+", " ", h) for h in hits})
+            if len(models) > 1 and len({names.norm(m) for m in models}) > 1 and \
+                    not any(names.norm(m).endswith(names.norm(contains)) for m in models):
+                raise CameraNameError(f"the camera {phrase!r} is ambiguous: {', '.join(models)}",
+                                      hint="name one of them")
+            notes.append(f"camera {phrase!r} matches {', '.join(models)} in the index")
+            exact = [m for m in models if names.norm(m).endswith(names.norm(contains))]
+            set_filter({"op": "camera", "contains": contains, "models": (exact or models)[:16], "phrase": phrase})
+        else:
+            set_filter({"op": "camera", "contains": contains, "phrase": phrase})
         for extra in slots.camera[1:]:
             notes.append(f"ignored a second camera {extra!r} (one camera filter per plan)")
     for phrase in slots.lens:
-        if m := re.search(r"(\d{2,3})\s*-\s*(\d{2,3})", phrase):
-            set_filter({"op": "lens", "contains": f"{m[1]}-{m[2]}"})
-        elif m := re.search(r"(\d{1,4})\s*mm", phrase):
-            v = float(m[1])
-            set_filter({"op": "focal_length", "min": v, "max": v})
-        elif "wide" in phrase:
-            set_filter({"op": "focal_length", "max": 35.0})
-        elif "tele" in phrase:
-            set_filter({"op": "focal_length", "min": 85.0})
+        f, note = _lens(phrase)
+        if f:
+            set_filter(f)
+        if note:
+            notes.append(note)
     if slots.iso:
-        i = slots.iso
-        nums = [int(x) for x in re.findall(r"\d+", i)]
-        if re.search(r"\bor (?:below|less|lower|under)\b|\b(?:below|under|up to|at most|max|maximum|lower than)\b|<", i):
-            set_filter({"op": "iso", "max": nums[0]})
-        elif re.search(r"\bor (?:above|more|higher|over)\b|\b(?:above|over|at least|min|minimum|higher than)\b|>", i):
-            set_filter({"op": "iso", "min": nums[0]})
-        elif len(nums) == 2:
-            set_filter({"op": "iso", "min": min(nums), "max": max(nums)})
-        elif nums:
-            set_filter({"op": "iso", "min": nums[0], "max": nums[0]})
-        elif "low" in i:
-            set_filter({"op": "iso", "max": 800})
-            notes.append("'low ISO' read as ISO 800 or below")
-        elif "high" in i:
-            set_filter({"op": "iso", "min": 3200})
-            notes.append("'high ISO' read as ISO 3200 or above")
+        f, note = _iso(slots.iso)
+        if f:
+            set_filter(f)
+        if note:
+            notes.append(note)
     if slots.orientation:
         o = slots.orientation
         set_filter({"op": "orientation", "value": "square" if "square" in o else (
-            "landscape" if ("horizontal" in o or "landscape" in o) else "portrait")})
+            "landscape" if ("horizontal" in o or "landscape" in o or "wide" in o) else "portrait")})
     subjects = []
     for phrase in slots.subject:
-        word = phrase.split()[0]
-        value = SUBJECT_WORDS.get(word) or SUBJECT_WORDS.get(word.removesuffix("s"))
+        value = subject_of(phrase)
         if value and value not in subjects:
             subjects.append(value)
+        elif not value:
+            notes.append(f"ignored the subject {phrase!r}: not a subject qrate knows")
+    if "people" in subjects and ({"group", "portrait"} & set(subjects)):
+        subjects.remove("people")  # "family group photos": the group shots, not every photo of people
     if subjects:
         set_filter({"op": "subject", "values": subjects})
     if slots.blinks:
         set_filter({"op": "eyes_open"})
     if slots.duplicates:
         set_filter({"op": "exclude_near_duplicates"})
-    for q in slots.quality:
+    if ratings:
+        set_filter({"op": "min_rating", "value": min(ratings)})
+    if rejects:
+        if positive:
+            notes.append(f"ignored {', '.join(repr(r) for r in rejects)}: the request also asks for the best "
+                         "photos (rejected frames are in the trash bucket of any run)")
+        else:
+            plan.setdefault("outputs", {})["buckets"] = ["trash"]
+            notes.append(f"{', '.join(repr(r) for r in rejects)}: only the trash bucket is exported "
+                         "(nothing is deleted)")
+    for q in quality:
         if q == "sharpest":
             weights["sharpness"] = 2.0
         elif re.search(r"sharp|focus|crisp|blur", q):
@@ -285,3 +373,70 @@ def compile_slots(slots: IntentSlots, now: dt.datetime, base: dict | None = None
         plan["description"] = description[:500]
     return Compiled(plan=Plan.model_validate(plan), slots=slots, notes=notes, refused=list(slots.refused),
                     unknown=list(slots.unknown))
+
+
+class CameraNameError(QrateError):
+    """A camera name that matches no camera in the index, or several: one line with the candidates."""
+
+    exit_code = 2
+
+
+# -- which words made which plan field (qrate plan --explain-words) -------------------------------
+_SLOT_NAMES = ("count", "per_burst", "time", "camera", "lens", "iso", "orientation", "subject", "blinks", "duplicates",
+               "quality", "exposure")
+
+
+def _flat(d, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _effect(plan: Plan) -> list[str]:
+    base = _flat(Plan().model_dump(mode="json", exclude={"filters", "description"}))
+    mine = _flat(plan.model_dump(mode="json", exclude={"filters", "description"}))
+    out = [f"{k}={json.dumps(v)}" for k, v in mine.items() if base.get(k) != v]
+    for f in plan.filters:
+        d = f.model_dump(mode="json", exclude_none=True)
+        d.pop("phrase", None)
+        op = d.pop("op")
+        out.append(f"filter {op}" + (" " + json.dumps(d, ensure_ascii=False) if d else ""))
+    return out
+
+
+def explain_words(slots: IntentSlots, now: dt.datetime, text: str | None = None,
+                  corrected: dict[str, str] | None = None) -> list[dict]:
+    """One row per phrase of the request: ``{"words": phrase, "slot": name, "effect": [plan
+    fields it set]}``; then the refused phrases (effect ``["refused"]``), the words not understood
+    (``["not understood"]``), the typo corrections (slot ``"typo"``) and the filler words that were
+    ignored (slot ``"filler"``)."""
+    from qrate.frontend.rules import FILLER
+
+    rows: list[dict] = []
+    for name in _SLOT_NAMES:
+        value = getattr(slots, name)
+        for phrase in value if isinstance(value, list) else ([value] if value else []):
+            try:
+                c = compile_slots(IntentSlots(**{name: [phrase] if isinstance(value, list) else phrase}), now)
+                effect = _effect(c.plan) or ["nothing (" + "; ".join(c.notes) + ")" if c.notes else "nothing"]
+            except (QrateError, ValueError) as e:
+                effect = [f"error: {getattr(e, 'message', e)}"]
+            rows.append({"words": phrase, "slot": name, "effect": effect})
+    rows += [{"words": r, "slot": "refused", "effect": ["refused: qrate never deletes, moves, uploads or runs anything"]}
+             for r in slots.refused]
+    rows += [{"words": u, "slot": "unknown", "effect": ["not understood"]} for u in slots.unknown]
+    for wrong, right in (corrected or {}).items():
+        rows.append({"words": wrong, "slot": "typo", "effect": [f"read as {right!r}"]})
+    if text is not None:
+        used = set()
+        for r in rows:
+            used.update(re.findall(r"[\w'+-]+", r["words"].lower()))
+        filler = [w for w in dict.fromkeys(re.findall(r"[\w'+-]+", text.lower())) if w in FILLER and w not in used]
+        if filler:
+            rows.append({"words": " ".join(filler), "slot": "filler", "effect": ["ignored (filler words)"]})
+    return rows

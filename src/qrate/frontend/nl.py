@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from qrate.errors import QrateError
 from qrate.frontend import rules
 from qrate.frontend.compiler import SUBJECT_WORDS, CompileError, compile_slots, resolve_time
+from qrate.frontend.numbers import parse_percent
 from qrate.plan.intent import IntentSlots
 
 MODES = ("rules", "llm", "auto")
@@ -92,7 +93,8 @@ def check_llm_slots(raw: str, text: str, now: dt.datetime) -> tuple[IntentSlots,
             clean[name] = kept if name in LIST_SLOTS else kept[0]
     if "count" in clean:
         c = clean["count"]
-        if c not in ("everything", "all", "all of them") and rules.parse_number(c) is None:
+        if c not in ("everything", "all", "all of them") and rules.parse_number(c) is None and \
+                not (re.search(r"%|percent|per cent", c) and parse_percent(c) is not None):
             m = re.search(rules.NUMBER, c)
             if m and rules.parse_number(m.group(0)) is not None:
                 clean["count"] = m.group(0)  # "best 50" -> "50": still the user's own words
@@ -218,10 +220,16 @@ def parse(text: str, mode: str = "rules", filler=None, now: dt.datetime | None =
                     attempts, spent)
 
 
-def compile_text(text: str, mode: str, filler, now: dt.datetime, base: dict | None = None):
-    """parse + compile: (Compiled, NlResult)."""
+def compile_text(text: str, mode: str, filler, now: dt.datetime, base: dict | None = None,
+                 require_meaning: bool = False, month_first: bool = False, cameras: list[str] | None = None):
+    """parse + compile: (Compiled, NlResult). ``require_meaning``: a request with no culling
+    meaning raises ``compiler.NoMeaningError`` (exit 2) instead of compiling to the defaults."""
     res = parse(text, mode, filler, now)
-    compiled = compile_slots(res.slots, now, base=base, description=text)
+    compiled = compile_slots(res.slots, now, base=base, description=text, require_meaning=require_meaning,
+                             month_first=month_first, cameras=cameras)
+    typos = rules.corrections(text)
+    if typos:
+        compiled.notes.insert(0, "read " + ", ".join(f"{w!r} as {r!r}" for w, r in typos.items()))
     return compiled, res
 
 

@@ -247,9 +247,11 @@ def parse_now(text: str | None) -> dt.datetime:
 
 def build(text: str | None = None, preset: str | None = None, plan_file: str | None = None,
           sets: list[str] | None = None, now: dt.datetime | None = None, in_paths: list[str] | None = None,
-          out_dir: str | None = None, nl: str = "rules", filler=None) -> Built:
+          out_dir: str | None = None, nl: str = "rules", filler=None, cameras: list[str] | None = None) -> Built:
     """The one way to a plan. ``nl`` picks the words parser (rules, llm, auto: docs/llm.md);
-    ``filler`` is the LLM slot filler those need."""
+    ``filler`` is the LLM slot filler those need. ``cameras``: the "make model" names of the
+    index, when known: camera words in ``text`` must name one of them (else an error listing them).
+    Text with no culling meaning raises ``NoMeaningError`` (exit 2)."""
 
     now = now or parse_now(None)
     if plan_file and (preset or text):
@@ -279,7 +281,8 @@ def build(text: str | None = None, preset: str | None = None, plan_file: str | N
                 raise UsageError(f"the request is {len(text)} characters long; at most {MAX_INTENT_CHARS}",
                                  hint="say it in fewer words, or write a plan file (--plan)")
             try:
-                compiled, nl_result = nl_mod.compile_text(text, nl, filler, now, base=data)
+                compiled, nl_result = nl_mod.compile_text(text, nl, filler, now, base=data, require_meaning=True,
+                                                          cameras=cameras)
             except ValidationError as e:  # any front end's slots or plan: one line naming the field
                 raise plan_error(e, "request") from None
             slots = compiled.slots

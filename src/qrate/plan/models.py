@@ -20,8 +20,10 @@ from qrate.readers import safeio
 PLAN_VERSION = 1
 
 # names shared with lower layers; tests check they equal the passes' own lists
-SOFT_FLAG_NAMES = ("clipped_highlights", "clipped_shadows", "noisy", "softer_than_burst")
-SUBJECTS = ("people", "portrait", "group", "landscape", "animal", "architecture", "food", "sports", "night")
+SOFT_FLAG_NAMES = ("clipped_highlights", "clipped_shadows", "noisy", "underexposed", "overexposed", "motion_blur",
+                   "softer_than_burst", "eyes_closed")
+SUBJECTS = ("people", "portrait", "group", "landscape", "food", "animal", "architecture", "night", "sports", "macro",
+            "document", "other")
 BUCKET_NAMES = ("best", "good", "maybe", "trash")
 MAX_COUNT = 1_000_000
 
@@ -88,10 +90,15 @@ def _check_range(f):
 
 
 class Camera(Strict):
-    """Make and model contain this text (case, spaces and dashes ignored: "z9" matches "NIKON Z 9")."""
+    """Make and model contain this text (case, spaces and dashes ignored: "z9" matches "NIKON Z 9").
+    With ``models`` (camera words resolved against an index), the photo's camera must be one of
+    them exactly (so "NIKON D70" does not take in a "NIKON D700")."""
 
     op: Literal["camera"]
     contains: str = Field(min_length=1, max_length=64)
+    models: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        None, max_length=16, description="the cameras (make and model) the words resolved to in the index")
+    phrase: str | None = Field(None, max_length=200, description="the words it came from, for review")
 
 
 class Lens(Strict):
@@ -127,16 +134,37 @@ class Orientation(Strict):
 
 
 class Subject(Strict):
-    """What the photo shows (any of ``values``). Needs an optional extra (CLIP)."""
+    """What the photo shows (any of ``values``): tags from the vision pass (faces, a scene
+    classifier, EXIF; CLIP when weights are given). Needs the optional ``vision`` extra.
+    ``people`` = portrait or group."""
 
     op: Literal["subject"]
     values: list[Literal[SUBJECTS]] = Field(min_length=1, max_length=len(SUBJECTS))  # type: ignore[valid-type]
 
 
 class EyesOpen(Strict):
-    """No closed eyes ("no blinks"). Needs the faces extra."""
+    """Nobody blinking: every main face (docs/vision.md) has both eyes open. A wink ("mixed")
+    counts as closed; a face whose eyes cannot be judged (too small, turned away) makes the photo
+    "can't tell", which does not pass either and is reported. A photo without faces passes (nobody
+    blinks in a landscape); one the vision pass has no result for does not. Needs the ``vision`` extra."""
 
     op: Literal["eyes_open"]
+
+
+class Faces(Strict):
+    """How many faces the photo shows (detected faces of a useful size). Needs the ``vision`` extra."""
+
+    op: Literal["faces"]
+    min: int | None = Field(None, ge=0, le=1000)
+    max: int | None = Field(None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Faces":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min may not exceed max")
+        return self
 
 
 class MinSharpness(Strict):
@@ -173,15 +201,16 @@ class ExcludeNearDuplicates(Strict):
     op: Literal["exclude_near_duplicates"]
 
 
-FILTER_CLASSES = (DateRange, Camera, Lens, FocalLength, Iso, Orientation, Subject, EyesOpen, MinSharpness, MaxClip,
+FILTER_CLASSES = (DateRange, Camera, Lens, FocalLength, Iso, Orientation, Subject, EyesOpen, Faces, MinSharpness, MaxClip,
                   ExcludeFlags, MinRating, ExcludeNearDuplicates)
 Filter = Annotated[Union[FILTER_CLASSES], Field(discriminator="op")]  # type: ignore[valid-type]
 
 #: filter ops that choose which photos take part (the others judge them)
 SCOPE_OPS = ("date_range", "camera", "lens", "focal_length", "iso", "orientation", "subject", "eyes_open",
-             "min_rating")
+             "faces", "min_rating")
 #: filter ops that need an optional extra: op -> (feature, extra)
-EXTRA_OPS = {"subject": ("subject detection", "clip"), "eyes_open": ("blink detection", "faces")}
+EXTRA_OPS = {"subject": ("subject detection", "vision"), "eyes_open": ("blink detection", "vision"),
+             "faces": ("face detection", "vision")}
 
 
 # -- grouping, scoring, selection, outputs ---------------------------------------------------------
@@ -199,16 +228,33 @@ class Weights(Strict):
     exposure_extreme: float | None = Field(None, ge=0, le=100)
     clipping: float | None = Field(None, ge=0, le=100)
     noise: float | None = Field(None, ge=0, le=100)
+    resolution: float | None = Field(None, ge=0, le=100)
 
 
 class Scoring(Strict):
     weights: Weights = Field(default_factory=Weights)
+    taste: float | None = Field(None, ge=0, le=1, description="rank bursts by w * learned taste + (1 - w) * "
+                                "technical score, w given here (docs/taste.md; `qrate learn` trains the model); "
+                                "null: technical only")
 
 
 class Selection(Strict):
-    top: int | None = Field(None, ge=0, le=MAX_COUNT, description="keep only the N best picks of the shoot")
+    top: int | None = Field(None, ge=0, le=MAX_COUNT, description="keep only the N best picks of the shoot "
+                            "(of each group when ``per`` is set)")
+    top_percent: float | None = Field(None, gt=0, le=100, description="keep only this share of the picks, best "
+                                      "first (rounded up; of each group when ``per`` is set); not with ``top``")
+    per: Literal["day", "camera", "folder", "lens"] | None = Field(
+        None, description="apply top / top_percent within each capture day, camera, folder or lens, not the shoot")
     per_burst: int = Field(1, ge=1, le=100, description="picks per burst")
     min_score: float | None = Field(None, ge=-100, le=100, description="picks whose quality is lower are not picked")
+
+    @model_validator(mode="after")
+    def _one_count(self) -> "Selection":
+        if self.top is not None and self.top_percent is not None:
+            raise ValueError("give top or top_percent, not both")
+        if self.per is not None and self.top is None and self.top_percent is None:
+            raise ValueError("per needs top or top_percent (how many of each group)")
+        return self
 
 
 class Mark(Strict):
