@@ -9,6 +9,11 @@ frame" (the earliest frame of each burst) and "largest file".
 Part 2 (real photographs): the Raw-IO bracket sequences (against group_labels.csv), the
 metadata-extractor corpus, and bursts made from real photographs plus defocused and
 motion-blurred copies of them (does the sharp original win?).
+Part 3 (issue 17, ``judging_cases``; generated at run time from the samples, never committed, see
+benchmarks/judging_cases.py): real blur triples with and without EXIF time (is the sharp frame the
+only pick?), a near-duplicate set (original / resized / greyscale / low-quality copies without EXIF:
+are all copies of a photo one group and one cluster, with no cross-photo pair?), blur and JPEG ladders
+(does the score fall monotonically?), and the star histograms of the samples.
 Prints tables and writes benchmarks/results/quality.json. The weights were tuned on seed 11; the
 default seeds are held out.
 """
@@ -188,6 +193,99 @@ def real_sequences(samples: str, work: str, params: CullParams) -> dict:
     return out
 
 
+def _cull_dir(folder: str, db: str, params: CullParams):
+    with Workspace(db) as ws:
+        run_index([folder], ws, IndexOptions())
+        return run_cull([folder], ws, params)
+
+
+def _pairs(res, truth: dict, attr: str) -> dict:
+    """Pair counts of a grouping (``burst_id`` or ``cluster_id``) against the truth scenes."""
+    rec = [(truth[os.path.basename(a.path)][0], getattr(d, attr)) for a, d in zip(res.assets, res.decisions)
+           if os.path.basename(a.path) in truth]
+    tp = fp = fn = 0
+    for (sx, gx), (sy, gy) in itertools.combinations(rec, 2):
+        hit = gx is not None and gx == gy
+        tp += hit and sx == sy
+        fp += hit and sx != sy
+        fn += sx == sy and not hit
+    return {"same_pairs": tp + fn, "clustered": tp, "cross_pairs": fp}
+
+
+def _marks(res) -> dict:
+    """Star histogram: the graded marks where the cull made them, else the bucket defaults."""
+    from qrate.backends.xmp import DEFAULT_MARKS
+
+    h = Counter()
+    for d in res.decisions:
+        m = getattr(d, "mark", None)
+        r = m["rating"] if m else (DEFAULT_MARKS[d.bucket].rating if d.bucket in DEFAULT_MARKS else None)
+        h["none" if r is None else str(r)] += 1
+    return {k: h[k] for k in sorted(h)}
+
+
+def judging_cases(samples: str, work: str, params: CullParams) -> dict:
+    from benchmarks import judging_cases as jc
+
+    out: dict = {}
+    sources = jc.scene_sources(samples)
+    if not sources:
+        return out
+    for timed in (True, False):
+        d = os.path.join(work, f"triples-{'timed' if timed else 'untimed'}")
+        truth = jc.blur_triples(sources, d, timed)
+        res = _cull_dir(d, d + ".sqlite", params)
+        picked = defaultdict(list)
+        for a, dd in zip(res.assets, res.decisions):
+            k, kind = truth[os.path.basename(a.path)]
+            if dd.bucket == "best":
+                picked[k].append(kind)
+        scenes = sorted({k for k, _ in truth.values()})
+        out[f"blur_triples_{'timed' if timed else 'untimed'}"] = {
+            "scenes": len(scenes), "sharp_only_pick": sum(picked.get(k) == ["sharp"] for k in scenes),
+            "motion_picked": sum("motion" in picked.get(k, []) for k in scenes),
+            "defocus_picked": sum("defocus" in picked.get(k, []) for k in scenes),
+            "groups": _pairs(res, truth, "burst_id"),
+            "motion_flagged": sum("motion_blur" in dd.flags for a, dd in zip(res.assets, res.decisions)
+                                  if truth[os.path.basename(a.path)][1] == "motion"),
+            "sharp_motion_flagged": sum("motion_blur" in dd.flags for a, dd in zip(res.assets, res.decisions)
+                                        if truth[os.path.basename(a.path)][1] == "sharp"),
+            "wrong": {str(k): picked.get(k) for k in scenes if picked.get(k) != ["sharp"]},
+        }
+    d = os.path.join(work, "neardup")
+    truth = jc.neardup_set(sources, d)
+    res = _cull_dir(d, d + ".sqlite", params)
+    out["neardup_copies"] = {"photos": len(sources), "files": len(truth), "groups": _pairs(res, truth, "burst_id"),
+                             "clusters": _pairs(res, truth, "cluster_id"),
+                             "picks_per_photo": dict(Counter(Counter(truth[os.path.basename(a.path)][0] for a, dd in
+                                                                     zip(res.assets, res.decisions)
+                                                                     if dd.bucket == "best").values()))}
+    d = os.path.join(work, "ladders")
+    truth = jc.ladders(sources[:12], d)
+    res = _cull_dir(d, d + ".sqlite", CullParams(**{**_plain(params), "burst_seconds": 0.0}))
+    by = defaultdict(dict)
+    for a, dd in zip(res.assets, res.decisions):
+        k, ladder, step = truth[os.path.basename(a.path)]
+        by[(k, ladder)][step] = (a.features or {}).get("sharpness_dir")
+    mono = Counter()
+    total = Counter()
+    for (k, ladder), steps in by.items():
+        vals = [steps.get(s) for s in sorted(steps)]
+        total[ladder] += 1
+        mono[ladder] += all(x is not None and y is not None and x >= y for x, y in zip(vals, vals[1:]))
+    out["ladders_monotonic_sharpness_dir"] = {k: f"{mono[k]}/{total[k]}" for k in sorted(total)}
+    for name, folder in (("samples_all", samples),):
+        res = _cull_dir(folder, os.path.join(work, "samples.sqlite"), params)
+        out["stars_" + name] = {"files": len(res.assets), "buckets": res.counts(), "stars": _marks(res)}
+    return out
+
+
+def _plain(params: CullParams) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(params, f.name) for f in fields(params)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
@@ -195,7 +293,15 @@ def main() -> None:
     ap.add_argument("--samples", default=os.environ.get("QRATE_SAMPLES", os.path.join("..", "shared", "samples")))
     ap.add_argument("--keep", default=None, help="keep generated shoots and indexes in this folder")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--only-judging", action="store_true", help="only part 3 (the issue-17 real-photo cases)")
     args = ap.parse_args()
+    if args.only_judging:
+        work = args.keep or tempfile.mkdtemp(prefix="qrate-judging-")
+        r = judging_cases(os.path.abspath(args.samples), work, CullParams())
+        print(json.dumps(r, indent=1, default=str))
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     work = args.keep or tempfile.mkdtemp(prefix="qrate-quality-")
     params = CullParams()
     t0 = time.perf_counter()
@@ -252,6 +358,10 @@ def main() -> None:
         print(f"\nreal-photo bursts: sharp original picked in {s['sharp_picked']}/{s['scenes']} scenes "
               f"({s['nothing_picked']} scenes had every frame trashed by a hard flag); "
               f"sharp beats: {s['sharp_beats']}; wrong: {s['wrong']}")
+    judging = judging_cases(os.path.abspath(args.samples), work, params) if os.path.isdir(args.samples) else {}
+    if judging:
+        print("\nissue 17 cases:", json.dumps(judging, indent=1, default=str))
+    real["judging"] = judging
     os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
     result = {"seeds": args.seeds, "shoots": [{k: v for k, v in r.items() if k != "misses"} for r in shoots],
               "table": table, "real": real, "elapsed_s": time.perf_counter() - t0}

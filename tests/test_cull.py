@@ -50,12 +50,21 @@ def test_cameras_never_share_a_burst():
     assert {b.camera for b in got} == {"Canon|R6|a", "Canon|R6|b"}
 
 
-def test_mtime_only_frames_are_never_grouped():
-    a = [asset(f"/s/{k}.jpg", 0.01 * k, source="mtime") for k in range(5)]
+def test_mtime_only_frames_are_grouped_only_by_what_they_show():
+    # issue 17: an mtime says nothing, so different pictures stay apart (distinct hashes) ...
+    a = [asset(f"/s/{k}.jpg", 0.01 * k, source="mtime", dhash=f"{(0x0123456789abcdef * (k + 1)) % (1 << 64):016x}")
+         for k in range(5)]
     res = cull(a)
     assert res.bursts == 5
     assert all("no_capture_time" in codes(d) for d in res.decisions)
     assert all(d.bucket == "best" for d in res.decisions)
+    # ... while copies of one picture (same hashes) are one group, however far apart their mtimes
+    same = [asset(f"/s/{k}.jpg", 1000.0 * k, source="mtime") for k in range(5)]
+    res = cull(same)
+    assert res.bursts == 1 and sum(d.bucket == "best" for d in res.decisions) == 1
+    assert all("scene_group" in codes(d) for d in res.decisions)
+    # the old behaviour, time only, stays available
+    assert cull(same, CullParams(visual_hamming=None)).bursts == 5
 
 
 # -- scoring ----------------------------------------------------------------------------------------
@@ -108,7 +117,7 @@ def test_weights_are_written_into_the_result():
     assert res.params["weights"]["noise"] == 2.0
     assert res.params["weights"]["sharpness"] == score.WEIGHTS["sharpness"]
     d = res.decisions[0]
-    assert set(d.score_detail["penalties"]) == {"exposure_burst", "exposure_mid", "exposure_extreme", "clipping", "noise"}
+    assert set(d.score_detail["penalties"]) == {"exposure_burst", "exposure_mid", "exposure_extreme", "clipping", "noise", "resolution"}
     with pytest.raises(ValueError):
         CullParams(weights=(("nonsense", 1.0),)).validate()
 

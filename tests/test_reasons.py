@@ -10,7 +10,7 @@ import pytest
 from qrate.executor import IndexOptions, Workspace, run_cull, run_index
 from qrate.passes.cull import CullParams, cull
 from qrate.passes.reasons import CODES, reason
-from tests.cullkit import asset, flip
+from tests.cullkit import asset, face, flip, vision
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reasons.md"
 
@@ -58,10 +58,40 @@ def test_every_code_is_produced_by_some_input():
     nofeat.features = None
     other_body = asset("/s/b0.JPG", 100.0, cam=("Nikon", "Z 8", "2"), dhash="0123456789abcdef")  # not b0.nef's shot
     other_body.ext, other_body.kind = "jpg", "jpeg"
-    everything = burst + others + [nofeat, other_body]
+    # people: a burst where one frame blinks, one cannot be told, one has a soft face; a burst where all blink
+    people = [asset(f"/p/q{k}.nef", 2000.0 + 0.2 * k, sharp=1500 - k, dhash=flip("00ff00ff00ff00ff", k)) for k in range(4)]
+    people[0].vision = vision(face("open", sharpness=120, smile=0.9), face("open", sharpness=110))
+    people[1].vision = vision(face("closed", sharpness=125), face("open"))
+    people[2].vision = vision(face("cant_tell"), face("open"))
+    people[3].vision = vision(face("open", sharpness=20), face("open"))
+    blinks = [asset(f"/p/r{k}.nef", 3000.0 + 0.2 * k, sharp=1500, dhash=flip("0f0f00ff0f0f00ff", k)) for k in range(2)]
+    for b in blinks:
+        b.vision = vision(face("mixed"))
+    everything = burst + others + [nofeat, other_body] + people + blinks
     seen = emitted(cull(everything, CullParams(top=2, min_sharpness=100, max_clip=0.3, dedupe_global=True)))
     seen |= emitted(cull(everything))
     seen |= emitted(cull(everything, CullParams(reject_flags=("noisy", "softer_than_burst"), min_quality=1e6)))
+    seen |= emitted(cull(everything, CullParams(taste=1.0, taste_model=(("sharpness", -1.0),))))  # docs/taste.md
+    # issue 17 (tests/test_judging.py): graded exposure, low key, motion blur, brackets, visual groups
+    from tests.test_judging import _bracket, jasset
+    judging = _bracket(t0=9000.0) + [
+        jasset("/j/u.nef", 8000.0, mean=30, p1=1, p99=130, dhash="1111000011110000"),
+        jasset("/j/o.nef", 8100.0, mean=230, p1=130, p99=255, dhash="2222000022220000"),
+        jasset("/j/k.nef", 8200.0, mean=30, p1=0, p99=220, dhash="3333000033330000"),
+        jasset("/j/m.nef", 8300.0, motion=0.05, dhash="4444000044440000"),
+        asset("/j/v1.jpg", None, source="mtime", dhash="5555000055550000"),
+        asset("/j/v2.jpg", None, source="mtime", dhash="5555000055550000")]
+    seen |= emitted(cull(judging))
+    # the photographer's decision from the report (qrate apply)
+    import json
+
+    from qrate.backends.report import override, parse_decisions
+
+    res = cull(everything)
+    chosen = parse_decisions(json.dumps({"qrate_decisions": 1, "plan_hash": None, "decisions": [
+        {"path": res.decisions[0].path, "pick": "pick", "rating": 4}]}).encode())
+    override(res.decisions, {}, chosen)
+    seen |= emitted(res)
     assert seen == set(CODES), f"never produced: {set(CODES) - seen}"
 
 

@@ -115,7 +115,9 @@ def test_raw_io_aeb_bracket_is_one_burst_and_the_middle_exposure_wins(indexed):
     d = _cull(indexed, "raw-io/group")
     assert d["14.jpg"].burst_id == d["15.jpg"].burst_id == d["16.jpg"].burst_id
     assert d["14.jpg"].bucket == "best"
-    assert d["15.jpg"].bucket == "trash" and "too_dark" in d["15.jpg"].flags
+    # issue 17: a bracket is one shot -- the -2 EV frame (mean 39, highlights at p99 245) is kept with it
+    assert d["14.jpg"].bracket_id == d["15.jpg"].bracket_id == d["16.jpg"].bracket_id is not None
+    assert d["15.jpg"].bucket != "trash" and "too_dark" not in d["15.jpg"].flags
     # the Canon 70D ambient bracket (group B): the mid exposure 08.jpg is the pick of its burst
     assert d["06.jpg"].burst_id == d["07.jpg"].burst_id == d["08.jpg"].burst_id == d["09.jpg"].burst_id
     assert d["08.jpg"].bucket == "best"

@@ -50,7 +50,24 @@ TEMPLATES: dict[str, Callable[[dict], str]] = {
     "top_n": lambda r: f"within the top {r['top']} of the shoot (rank {r['rank']}, quality {_n(r.get('quality'))})",
     "below_top_n": lambda r: f"outside the top {r['top']} of the shoot (rank {r['rank']}, quality {_n(r.get('quality'))})",
     "below_min_quality": lambda r: f"quality {_n(r.get('quality'))} is below the plan's minimum {_n(r.get('min'))}",
-    "no_capture_time": lambda r: f"no camera capture time (only the file's {r.get('source')}), so a burst of its own",
+    "no_capture_time": lambda r: f"no camera capture time (only the file's {r.get('source')}): grouped only by what it shows",
+    "scene_group": lambda r: (
+        f"grouped with {r.get('frames')} frames ({str(r.get('why') or '').replace('+', ' + ')}"
+        + (f"; hash distance up to {r['max_hash_distance']}" if r.get("max_hash_distance") is not None else "")
+        + (f"; gaps up to {_n(r['max_gap_s'], 1)} s" if r.get("max_gap_s") else "") + ")"),
+    "bracket": lambda r: (
+        f"one of the {r.get('frames')} frames of exposure bracket {r.get('bracket')} "
+        f"({_n(r.get('ev_range'), 1)} EV range): kept and judged as one shot"),
+    "exposure_key": lambda r: (
+        f"{'low' if r.get('key') == 'low' else 'high'} key: mean level {_n(r.get('mean'), 1)} with "
+        + (f"highlights reaching {r.get('p99')}" if r.get("key") == "low" else f"shadows down to {r.get('p1')}")
+        + ", dark or bright on purpose"),
+    "underexposed": lambda r: (f"underexposed: mean level {_n(r.get('mean'), 1)} below {_n(r.get('threshold'), 1)}, "
+                               f"brightest tones at {r.get('p99')}"),
+    "overexposed": lambda r: (f"overexposed: mean level {_n(r.get('mean'), 1)} above {_n(r.get('threshold'), 1)}, "
+                              f"darkest tones at {r.get('p1')}"),
+    "motion_blur": lambda r: (f"motion blur: the weakest direction keeps {_pct(r.get('motion_ratio'))} of the "
+                              f"strongest's detail (limit {_pct(r.get('threshold'))})"),
     "near_duplicate_of": lambda r: (
         f"near-duplicate of {_name(r.get('path'))} (dHash distance {r.get('dhash_distance')}, "
         f"pHash distance {r.get('phash_distance')})"),
@@ -69,6 +86,31 @@ TEMPLATES: dict[str, Callable[[dict], str]] = {
     "below_min_sharpness": lambda r: f"sharpness {_n(r.get('sharpness'), 1)} below the minimum {_n(r.get('min'), 1)}",
     "above_max_clip": lambda r: f"clipped share {_pct(r.get('clip'))} above the maximum {_pct(r.get('max'))}",
     "rejected_flag": lambda r: f"the plan rejects frames flagged {r.get('flag')}",
+    "eyes_closed": lambda r: (
+        f"face {r.get('face')} has {'one eye' if r.get('state') == 'mixed' else 'eyes'} closed"
+        + (f" (closed-eye probability {_n(r.get('p_closed'))})" if r.get("p_closed") is not None else "")),
+    "eyes_cant_tell": lambda r: (
+        f"cannot tell whether face {r.get('face')} has open eyes ({str(r.get('why') or 'unclear').replace('_', ' ')})"
+        + (f"; {r.get('faces')} faces like it" if isinstance(r.get("faces"), int) and r["faces"] > 1 else "")),
+    "face_soft": lambda r: (
+        f"the face is soft: {_pct(r.get('ratio'))} of the detail of the burst's sharpest face "
+        f"(limit {_pct(r.get('threshold'))})"),
+    "best_expression": lambda r: f"the best expression of its {r.get('of')} frames (smile {_n(r.get('smile'))})",
+    "people_pick": lambda r: (
+        f"people in the frame: picked for eyes {str(r.get('eyes') or '?').replace('_', ' ')} on "
+        f"{r.get('faces')} main face{'s' if r.get('faces') != 1 else ''}, then face sharpness and expression"),
+    "your_decision": lambda r: (
+        "your decision: " + ", ".join(x for x in (
+            {"pick": "picked", "reject": "rejected"}.get(r.get("pick")) if r.get("pick") else None,
+            f"rated {r['rating']}" if isinstance(r.get("rating"), int) else None) if x)
+        + (f" (qrate said: {BUCKET_WORDS.get(r.get('was'), r.get('was'))})" if r.get("was") else "")),
+    "taste": lambda r: (
+        f"taste (weight {_n(r.get('weight'))}): learned {_signed(r.get('learned'), 2)}, technical "
+        f"{_signed(r.get('technical'), 2)} against the burst's median; taste moved it {_signed(r.get('contribution'), 2)}"),
+    "taste_changed_pick": lambda r: (
+        f"your taste changed the pick of burst {r.get('burst')}: the technical ranking preferred "
+        f"{_name(r.get('instead_of'))} ({_signed(r.get('other_technical'), 2)} vs {_signed(r.get('technical'), 2)}), the "
+        f"learned model prefers this frame ({_signed(r.get('learned'), 2)} vs {_signed(r.get('other_learned'), 2)})"),
     "file_error": lambda r: f"the file could not be read ({r.get('error')}: {r.get('message')})",
     "not_judged": lambda r: "no usable preview, so nothing was judged",
 }

@@ -10,7 +10,7 @@ dependence on worker counts or on the order of its input. Bucket rules (docs/cul
 * ``best``: the top ``keep_per_burst`` usable frames of each burst (distinct near-duplicate
   clusters first), then only the best ``top`` of those by quality when --top is given;
 * ``maybe``: usable, not picked, with one soft flag (clipped_highlights, clipped_shadows, noisy,
-  softer_than_burst);
+  underexposed, overexposed, motion_blur, softer_than_burst, eyes_closed);
 * ``good``: usable, not picked, no soft flag.
 """
 
@@ -24,13 +24,32 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from qrate.errors import FileError
-from qrate.ir import BUCKETS, HEIF_EXTS, JPEG_EXTS, RAW_EXTS, Asset, Decision
+from qrate.ir import BUCKETS, HEIF_EXTS, JPEG_EXTS, RAW_EXTS, Asset, Decision, camera_name
 from qrate.passes import bursts as bursts_mod
 from qrate.passes import features as features_mod
-from qrate.passes import neardup, score as score_mod
+from qrate.passes import brackets as brackets_mod
+from qrate.passes import neardup, people, score as score_mod
+from qrate.passes import stars as stars_mod
+from qrate.passes import taste as taste_mod
 from qrate.passes.reasons import reason
 
-SOFT_FLAGS = (*features_mod.SOFT_FLAGS, "softer_than_burst")
+SOFT_FLAGS = (*features_mod.SOFT_FLAGS, "softer_than_burst", "eyes_closed")
+
+
+TOP_GROUPS = ("day", "camera", "folder", "lens")
+
+
+def _top_group(a: Asset, per: str | None) -> str:
+    """The group an asset's pick competes in for top / top_percent ("" = the whole shoot)."""
+    if per == "day":
+        return (a.capture_time or "")[:10]
+    if per == "camera":
+        return " ".join(x for x in (a.make, a.model) if x)
+    if per == "folder":
+        return os.path.dirname(a.path)
+    if per == "lens":
+        return a.lens or ""
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +65,19 @@ class CullParams:
     weights: tuple[tuple[str, float], ...] = ()  # overrides of score.WEIGHTS
     reject_flags: tuple[str, ...] = ()  # soft flags that trash a frame, as hard flags do
     min_quality: float | None = None  # picks whose quality is lower are not picked
+    top_percent: float | None = None  # keep only this share of the picks (rounded up), instead of ``top``
+    per: str | None = None  # top / top_percent within each capture day, camera, folder or lens (TOP_GROUPS)
+    # scene grouping (passes/bursts.py, docs/culling.md): frames without a trustworthy time grouped by
+    # what they show (both hashes within visual_hamming and layouts correlated >= layout_min), and
+    # bursts of one camera up to scene_seconds apart merged when visually linked; None: time only
+    visual_hamming: int | None = 10
+    layout_min: float = 0.97
+    scene_seconds: float = 30.0
+    brackets: bool = True  # recognise exposure brackets (passes/brackets.py) and keep each whole
+    bracket_seconds: float = brackets_mod.MAX_GAP_S
+    stars: bool = True  # graded star/colour/pick marks (passes/stars.py); False: one mark per bucket
+    taste: float | None = None  # w of w * learned + (1 - w) * technical within a burst (docs/taste.md); None: off
+    taste_model: tuple[tuple[str, float], ...] = ()  # the learned weights (passes/taste.py), loaded by the executor
 
     def validate(self) -> None:
         if self.burst_seconds < 0:
@@ -56,6 +88,16 @@ class CullParams:
             raise ValueError("keep_per_burst must be >= 1")
         if self.top is not None and self.top < 0:
             raise ValueError("top must be >= 0")
+        if self.top_percent is not None and not 0 < self.top_percent <= 100:
+            raise ValueError("top_percent must be within (0, 100]")
+        if self.per is not None and self.per not in TOP_GROUPS:
+            raise ValueError(f"per must be one of {', '.join(TOP_GROUPS)}")
+        if self.taste is not None and not 0 <= self.taste <= 1:
+            raise ValueError("taste is a weight within 0..1")
+        if self.visual_hamming is not None and not 0 <= self.visual_hamming <= neardup.MAX_HAMMING:
+            raise ValueError(f"visual_hamming must be within 0..{neardup.MAX_HAMMING}")
+        if not -1 <= self.layout_min <= 1 or self.scene_seconds < 0 or self.bracket_seconds < 0:
+            raise ValueError("layout_min must be within -1..1, scene_seconds and bracket_seconds >= 0")
         if self.max_clip is not None and not 0 <= self.max_clip <= 1:
             raise ValueError("max_clip is a share of pixels, within 0..1")
         unknown = {k for k, _ in self.weights} - set(score_mod.WEIGHTS)
@@ -131,7 +173,7 @@ def _not_paired(assets: Sequence[Asset], dec: list[Decision]) -> None:
 
 
 def _camera(a: Asset) -> str | None:
-    cam = " ".join(x for x in (a.make, a.model) if x)
+    cam = camera_name(a.make, a.model) or ""
     return (f"{cam} #{a.serial}" if a.serial else cam) or None
 
 
@@ -172,7 +214,17 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
     # -- bursts -------------------------------------------------------------------------------------
     t = time.perf_counter()
     grouped_idx = [i for i in range(n) if judged[i] and i not in dup_of]
-    bursts = bursts_mod.group([assets[i] for i in grouped_idx], params.burst_seconds)
+    grouped = [assets[i] for i in grouped_idx]
+    brs = brackets_mod.find(grouped, max_gap=params.bracket_seconds) if params.brackets else []
+    bursts = bursts_mod.group(grouped, params.burst_seconds, hamming=params.visual_hamming,
+                              scene_seconds=params.scene_seconds, layout_min=params.layout_min,
+                              joins=[b.members for b in brs])
+    for b in brs:
+        members = [grouped_idx[m] for m in b.members]
+        for i, lv in zip(members, b.light):
+            dec[i].bracket_id = b.id
+            dec[i].reasons.append(reason("bracket", bracket=b.id, frames=len(members), light_ev=lv,
+                                         ev_range=b.ev_range, span_s=b.span_s))
     burst_of: list[int | None] = [None] * n
     members_of: dict[int, list[int]] = {}
     for b in bursts:
@@ -183,8 +235,12 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
             dec[i].burst_id = b.id
             dec[i].burst_size = len(members)
         if not b.timed:
-            a = assets[members[0]]
-            dec[members[0]].reasons.append(reason("no_capture_time", source=a.capture_source))
+            for i in members:
+                dec[i].reasons.append(reason("no_capture_time", source=assets[i].capture_source))
+        if b.why not in ("time", "single"):
+            for i in members:
+                dec[i].reasons.append(reason("scene_group", burst=b.id, why=b.why, frames=len(members),
+                                             max_gap_s=b.max_gap_s, max_hash_distance=b.max_hash_distance))
     for i, orig in dup_of.items():  # a copy shows its original's burst, outside the burst's count
         dec[i].burst_id = burst_of[orig]
     timings["bursts"] = time.perf_counter() - t
@@ -217,7 +273,11 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
             continue
         for flag in dec[i].flags:
             dec[i].reasons.append(_flag_reason(flag, f, a, thr))
-        hard = [fl for fl in dec[i].flags if fl in features_mod.HARD_FLAGS]
+        # an exposure bracket's outer frames are dark or bright on purpose: not a hard flag
+        hard = [fl for fl in dec[i].flags if fl in features_mod.HARD_FLAGS
+                and not (dec[i].bracket_id is not None and fl in ("too_dark", "too_bright"))]
+        if f.get("key"):
+            dec[i].reasons.append(reason("exposure_key", key=f["key"], mean=f["mean"], p1=f.get("p1"), p99=f.get("p99")))
         if hard:
             dec[i].bucket = "trash"
         for fl in dec[i].flags:
@@ -236,7 +296,7 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
     scores: dict[int, score_mod.Score] = {}
     for bid, members in members_of.items():
         usable = [i for i in members if i not in dup_of]
-        for i, s in zip(usable, score_mod.score_burst([assets[i].features for i in usable], weights)):
+        for i, s in zip(usable, score_mod.score_burst([_with_pixels(assets[i]) for i in usable], weights)):
             scores[i] = s
             dec[i].score, dec[i].quality, dec[i].score_detail = round(s.score, 4), round(s.quality, 4), s.to_dict()
     timings["score"] = time.perf_counter() - t
@@ -249,11 +309,25 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
         in_cluster = cluster_of[i] is not None and len(cluster_members[cluster_of[i]]) > 1
         return (-round(scores[i].score, 6), in_cluster, abs(assets[i].features["mean"] - mid), os.fsencode(assets[i].path))
 
+    # people (the vision pass): a closed-eyed main face is a soft flag on any frame
+    for i, a in enumerate(assets):
+        if judged[i] and i not in dup_of and a.vision is not None:
+            _eyes_reasons(dec[i], a.vision)
+            if "eyes_closed" in dec[i].flags and "eyes_closed" in params.reject_flags:
+                dec[i].bucket = "trash"
+                dec[i].reasons.append(reason("rejected_flag", flag="eyes_closed"))
+
     picks: list[int] = []
     for bid, members in sorted(members_of.items()):
         cands = sorted((i for i in members if dec[i].bucket != "trash" and i in scores), key=rank_key)
         if not cands:
             continue
+        # the people rule only where every candidate was analysed: a frame without a result is
+        # not a frame without faces
+        if any(people.main_faces(assets[i].vision) for i in cands) and all(assets[i].vision is not None for i in cands):
+            cands = _people_order(cands, assets, scores, dec, rank_key)
+        if params.taste is not None and len(cands) > 1:  # the learned taste (docs/taste.md)
+            cands = _taste_order(cands, assets, scores, dec, params, bid)
         # softer_than_burst: much less detail than the sharpest usable frame
         if len(cands) >= 2:
             ref = max(scores[i].acuity for i in cands)
@@ -325,15 +399,25 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
                 _bucket_unpicked(dec[i])
         picks = [i for i in picks if dec[i].bucket == "best"]
 
-    # --top N over the shoot, by quality
-    if params.top is not None:
-        ordered = sorted(picks, key=lambda i: (-round(scores[i].quality, 6), os.fsencode(assets[i].path)))
-        for r, i in enumerate(ordered, start=1):
-            if r <= params.top:
-                dec[i].reasons.append(reason("top_n", rank=r, top=params.top, quality=scores[i].quality))
-            else:
-                dec[i].reasons.append(reason("below_top_n", rank=r, top=params.top, quality=scores[i].quality))
-                _bucket_unpicked(dec[i])
+    # --top N (or a share) over the shoot, or within each group (selection.per), by quality
+    if params.top is not None or params.top_percent is not None:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in picks:
+            groups[_top_group(assets[i], params.per)].append(i)
+        for key in sorted(groups):
+            members = groups[key]
+            top = params.top if params.top is not None else math.ceil(len(members) * params.top_percent / 100 - 1e-9)
+            ordered = sorted(members, key=lambda i: (-round(scores[i].quality, 6), os.fsencode(assets[i].path)))
+            for r, i in enumerate(ordered, start=1):
+                if r <= top:
+                    dec[i].reasons.append(reason("top_n", rank=r, top=top, quality=scores[i].quality))
+                else:
+                    dec[i].reasons.append(reason("below_top_n", rank=r, top=top, quality=scores[i].quality))
+                    _bucket_unpicked(dec[i])
+    _brackets_whole(dec, dup_of)
+    if params.stars:
+        for d, m in zip(dec, stars_mod.assign([a.path for a in assets], dec, SOFT_FLAGS)):
+            d.mark = m
     timings["select"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return CullResult(
@@ -343,8 +427,113 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
     )
 
 
+#: the burst pick among frames with faces (docs/culling.md, "People"): frames whose main faces all
+#: have open eyes first, then "can't tell", then closed; inside a tier the technical score, plus the
+#: face sharpness relative to the burst's sharpest face (log ratio) and the expression
+FACE_SHARPNESS_WEIGHT = 0.5
+SMILE_WEIGHT = 0.25
+FACE_SOFT_RATIO = 0.5  # face_soft: the face holds under half the detail of the burst's sharpest face
+FACE_SIZE_RATIO = 1.25  # face sharpness is compared only when the frames' main faces differ less in size
+_TIER = {"open": 0, "cant_tell": 1, "no_faces": 1, "closed": 2}
+
+
+def _eyes_reasons(d: Decision, vision: dict) -> None:
+    closed = people.closed_faces(vision)
+    for k, f in closed:
+        eyes = f.get("eyes") or {}
+        d.reasons.append(reason("eyes_closed", face=k + 1, state=eyes.get("state"), left=eyes.get("left"),
+                                right=eyes.get("right"), p_closed=eyes.get("p_closed"), box=f.get("box")))
+    if closed:
+        d.flags.append("eyes_closed")
+    elif people.eyes_state(vision) == "cant_tell":
+        unsure = [(k, f) for k, f in people.main_faces(vision) if people.face_state(f) == "cant_tell"]
+        k, f = unsure[0]
+        d.reasons.append(reason("eyes_cant_tell", face=k + 1, faces=len(unsure),
+                                why=(f.get("eyes") or {}).get("why")))
+
+
+def _people_order(cands: list[int], assets, scores, dec: list[Decision], rank_key) -> list[int]:
+    """Re-rank a burst's candidates when it shows people, with the evidence on each frame."""
+    sharp = {i: people.min_face_sharpness(assets[i].vision) for i in cands}
+    # face sharpness depends on the face's size in pixels (a smaller face is upsampled to the
+    # measuring size): compared only between frames whose main faces are about as large
+    sizes = [v for v in (people.main_face_size(assets[i].vision) for i in cands) if v]
+    if not sizes or max(sizes) > FACE_SIZE_RATIO * min(sizes):
+        sharp = dict.fromkeys(cands)
+    ref = max((v for v in sharp.values() if v is not None and v > 0), default=None)
+    smiles = {i: people.mean_smile(assets[i].vision) for i in cands}
+    best_smile = max((v for v in smiles.values() if v is not None), default=None)
+
+    def adjusted(i: int) -> float:
+        v = scores[i].score
+        if ref is not None and sharp[i] is not None:
+            v += FACE_SHARPNESS_WEIGHT * math.log(max(sharp[i], 1e-6 * ref) / ref)
+        if smiles[i] is not None:
+            v += SMILE_WEIGHT * smiles[i]
+        return v
+
+    order = sorted(cands, key=lambda i: (_TIER.get(people.eyes_state(assets[i].vision) or "no_faces", 1),
+                                         -round(adjusted(i), 6), *rank_key(i)[1:]))
+    for i in cands:
+        if ref is not None and sharp[i] is not None and sharp[i] < FACE_SOFT_RATIO * ref:
+            dec[i].reasons.append(reason("face_soft", face_sharpness=sharp[i], burst_best=ref,
+                                         ratio=sharp[i] / ref, threshold=FACE_SOFT_RATIO))
+    top = order[0]
+    if len(order) > 1 and best_smile is not None and smiles[top] is not None and smiles[top] >= best_smile:
+        dec[top].reasons.append(reason("best_expression", smile=smiles[top], of=len(order)))
+    dec[top].reasons.append(reason("people_pick", eyes=people.eyes_state(assets[top].vision),
+                                   faces=len(people.main_faces(assets[top].vision)),
+                                   face_sharpness=sharp[top], adjusted_score=adjusted(top)))
+    return order
+
+
+def _taste_order(cands: list[int], assets, scores, dec: list[Decision], params: CullParams, bid: int) -> list[int]:
+    """Re-rank a burst's candidates by w * learned + (1 - w) * technical (passes/taste.py); the
+    people tier (open eyes first) stays first. Each candidate gets a ``taste`` reason with its
+    contribution; a changed pick says which frame the technical ranking had chosen."""
+    vectors = {i: taste_mod.vector(assets[i].features, assets[i].vision) for i in cands}
+    order, ev = taste_mod.rerank(cands, vectors, {i: scores[i].score for i in cands}, params.taste,
+                                 dict(params.taste_model))
+    if any(people.main_faces(assets[i].vision) for i in cands):
+        tier = {i: _TIER.get(people.eyes_state(assets[i].vision) or "no_faces", 1) for i in cands}
+        order = sorted(order, key=lambda i: tier[i])  # stable: taste order inside a tier
+    for i in cands:
+        e = ev[i]
+        dec[i].reasons.append(reason("taste", weight=params.taste, learned=e["learned"], technical=e["technical"],
+                                     combined=e["combined"], contribution=e["contribution"]))
+    if order[0] != cands[0]:
+        before = cands[0]
+        dec[order[0]].reasons.append(reason("taste_changed_pick", burst=bid, instead_of=assets[before].path,
+                                            weight=params.taste, learned=ev[order[0]]["learned"],
+                                            other_learned=ev[before]["learned"],
+                                            technical=ev[order[0]]["technical"],
+                                            other_technical=ev[before]["technical"]))
+    return order
+
+
+def _with_pixels(a: Asset) -> dict:
+    """The features with the frame's pixel count (the preview's, else the EXIF size) for the score's
+    resolution term: a resized copy in a visual group loses to its original."""
+    px = (a.preview_width or 0) * (a.preview_height or 0) or (a.width or 0) * (a.height or 0)
+    return {**a.features, "pixels": px} if px else a.features
+
+
+def _brackets_whole(dec: list[Decision], dup_of: dict[int, int]) -> None:
+    """A bracket is one shot: its outer frames are dark, bright, clipped or less detailed on purpose,
+    so a member that only the two-soft-flags rule put in trash is a ``maybe`` (docs/culling.md)."""
+    for i, d in enumerate(dec):
+        if d.bracket_id is None or d.bucket != "trash" or i in dup_of:
+            continue
+        if any(r["code"] == "soft_flags" for r in d.reasons) and not any(
+                f in features_mod.HARD_FLAGS and f not in ("too_dark", "too_bright") for f in d.flags) and not any(
+                r["code"] in ("below_min_sharpness", "above_max_clip", "rejected_flag") for r in d.reasons):
+            d.reasons = [r for r in d.reasons if r["code"] != "soft_flags"]
+            d.bucket = "maybe"
+
+
 def _bucket_unpicked(d: Decision) -> None:
-    soft = [f for f in d.flags if f in SOFT_FLAGS]
+    # motion_blur and softer_than_burst are one defect seen twice (on the frame, against the burst)
+    soft = [f for f in d.flags if f in SOFT_FLAGS and not (f == "motion_blur" and "softer_than_burst" in d.flags)]
     if len(soft) >= 2:
         d.bucket = "trash"
         d.reasons.append(reason("soft_flags", count=len(soft), flags=",".join(soft)))
@@ -382,7 +571,12 @@ def _flag_reason(flag: str, f: dict, a: Asset, thr: dict) -> dict:
         return reason(flag, clip_high=f["clip_high"], threshold=thr["clipped_highlights_share"])
     if flag == "clipped_shadows":
         return reason(flag, clip_low=f["clip_low"], threshold=thr["clipped_shadows_share"])
+    if flag == "underexposed":
+        return reason(flag, mean=f["mean"], p99=f.get("p99"), threshold=thr["too_dark_mean"], p99_hard=thr["too_dark_p99"])
+    if flag == "overexposed":
+        return reason(flag, mean=f["mean"], p1=f.get("p1"), threshold=thr["too_bright_mean"], p1_hard=thr["too_bright_p1"])
+    if flag == "motion_blur":
+        return reason(flag, motion_ratio=f.get("motion_ratio"), threshold=thr["motion_ratio"])
     if flag == "noisy":
-        high = bool(a.iso and a.iso >= thr["high_iso"])
-        return reason(flag, noise=f["noise"], threshold=thr["noisy_sigma_high_iso" if high else "noisy_sigma"], iso=a.iso)
+        return reason(flag, noise=f["noise"], threshold=features_mod.noise_limit(a.iso), iso=a.iso)
     return reason(flag)  # raises KeyError for an unknown flag

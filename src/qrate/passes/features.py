@@ -14,17 +14,26 @@ from PIL import Image
 
 # 2: block-based noise estimator; 3: computed on a DCT-scaled grayscale decode; 4: previews below the
 # analysis size and raw data without real signal are not judged, and RAW+JPEG pairs are confirmed by
-# camera and capture time (re-reading every row once re-decides both)
-FEATURES_VERSION = 4
+# camera and capture time (re-reading every row once re-decides both); 5: graded exposure (low/high key
+# is intent, only an exposure with nothing rescued is a hard flag), base-ISO noise limit, per-frame
+# motion blur (``motion_ratio``) and a 16x16 layout thumbnail for visual grouping (issue 17)
+FEATURES_VERSION = 5
 TILE_GRID = 4  # sharpness is also measured on a 4x4 grid of tiles; the best tile counts
 
 THRESHOLDS = {
     # sharpness: variance of the 4-neighbour Laplacian (0..255 gray, 512 px long edge) of the
     # sharpest tile. A sharp subject on a blurred background scores sharp.
     "too_blurry_sharpness": 60.0,
-    # exposure: mean luminance 0..255
+    # exposure: mean luminance 0..255. Below too_dark_mean a frame is dark; it is only a hard
+    # too_dark when even its brightest 1% (p99) stays below too_dark_p99 (nothing in the frame is
+    # exposed: no photographer keeps it), low key (no flag: a lit subject on black is intent) when
+    # p99 reaches low_key_p99, and a soft `underexposed` in between. The bright side mirrors it on p1.
     "too_dark_mean": 40.0,
+    "too_dark_p99": 100,
+    "low_key_p99": 160,
     "too_bright_mean": 215.0,
+    "too_bright_p1": 160,
+    "high_key_p1": 100,
     # clipping: share of pixels at <= 2 or >= 253
     "clipped_highlights_share": 0.05,
     "clipped_shadows_share": 0.10,
@@ -33,8 +42,16 @@ THRESHOLDS = {
     # at high ISO a lower measured sigma already counts as noisy
     "noisy_sigma_high_iso": 3.0,
     "high_iso": 6400,
+    # at base ISO (<= base_iso) sensor noise is far below what a 512 px preview shows: a high reading
+    # is texture (foliage, gravel), so only a much higher one counts
+    "noisy_sigma_base_iso": 9.0,
+    "base_iso": 200,
+    # motion blur of the frame itself: the weakest directional second-difference variance over the
+    # strongest, over the whole frame (sharp real photos >= 0.17, 1/120-of-the-edge motion <= 0.09
+    # for 3 in 4; docs/features.md)
+    "motion_ratio": 0.12,
 }
-SOFT_FLAGS = ("clipped_highlights", "clipped_shadows", "noisy")
+SOFT_FLAGS = ("clipped_highlights", "clipped_shadows", "noisy", "underexposed", "overexposed", "motion_blur")
 HARD_FLAGS = ("too_blurry", "too_dark", "too_bright")
 
 
@@ -104,25 +121,77 @@ def noise_estimate(a: np.ndarray) -> float:
     return float(part[lo] + (part[min(lo + 1, sig.size - 1)] - part[lo]) * (pos - lo))
 
 
+def exposure_key(mean: float, p1: int | None, p99: int | None) -> str | None:
+    """"low" / "high" for a dark (bright) frame whose brightest (darkest) tones are well exposed --
+    a low- or high-key picture, not an exposure error -- else None."""
+    t = THRESHOLDS
+    if mean < t["too_dark_mean"] and p99 is not None and p99 >= t["low_key_p99"]:
+        return "low"
+    if mean > t["too_bright_mean"] and p1 is not None and p1 <= t["high_key_p1"]:
+        return "high"
+    return None
+
+
+def noise_limit(iso: int | None) -> float:
+    t = THRESHOLDS
+    if iso and iso >= t["high_iso"]:
+        return t["noisy_sigma_high_iso"]
+    if iso and iso <= t["base_iso"]:
+        return t["noisy_sigma_base_iso"]
+    return t["noisy_sigma"]
+
+
 def flags_for(sharpness: float, mean: float, clip_high: float, clip_low: float, noise: float,
-              iso: int | None) -> list[str]:
-    """The flags of a set of feature values, by :data:`THRESHOLDS` (documented in docs/features.md)."""
+              iso: int | None, p1: int | None = None, p99: int | None = None,
+              motion_ratio: float | None = None) -> list[str]:
+    """The flags of a set of feature values, by :data:`THRESHOLDS` (documented in docs/features.md).
+    Without ``p1``/``p99`` every dark (bright) frame is a hard flag, as before version 5."""
     t = THRESHOLDS
     flags = []
+    key = exposure_key(mean, p1, p99)
     if sharpness < t["too_blurry_sharpness"]:
         flags.append("too_blurry")
-    if mean < t["too_dark_mean"]:
-        flags.append("too_dark")
-    if mean > t["too_bright_mean"]:
-        flags.append("too_bright")
-    if clip_high > t["clipped_highlights_share"]:
+    if mean < t["too_dark_mean"] and key is None:
+        flags.append("too_dark" if p99 is None or p99 < t["too_dark_p99"] else "underexposed")
+    if mean > t["too_bright_mean"] and key is None:
+        flags.append("too_bright" if p1 is None or p1 > t["too_bright_p1"] else "overexposed")
+    if clip_high > t["clipped_highlights_share"] and key != "high":
         flags.append("clipped_highlights")
-    if clip_low > t["clipped_shadows_share"]:
+    if clip_low > t["clipped_shadows_share"] and key != "low":
         flags.append("clipped_shadows")
-    noise_limit = t["noisy_sigma_high_iso"] if iso and iso >= t["high_iso"] else t["noisy_sigma"]
-    if noise > noise_limit:
+    if noise > noise_limit(iso):
         flags.append("noisy")
+    if motion_ratio is not None and motion_ratio < t["motion_ratio"] and sharpness >= t["too_blurry_sharpness"]:
+        flags.append("motion_blur")
     return flags
+
+
+LAYOUT = 16  # the layout thumbnail: 16x16 area means of the analysis image
+
+
+def layout(a: np.ndarray) -> str:
+    """A 16x16 thumbnail (area means, 0..255) as 512 hex digits: the scene's layout for visual
+    grouping, compared by normalized correlation (:func:`layout_similarity`)."""
+    h, w = a.shape
+    if h < LAYOUT or w < LAYOUT:
+        return ""
+    m = _block_sums(a, LAYOUT, LAYOUT) / ((h // LAYOUT) * (w // LAYOUT))
+    return np.clip(np.round(m), 0, 255).astype(np.uint8).tobytes().hex()
+
+
+def layout_similarity(x: str | None, y: str | None) -> float | None:
+    """Normalized correlation (-1..1) of two layout thumbnails: invariant to brightness and contrast,
+    so exposure and greyscale copies of one picture stay near 1. None when either is missing."""
+    if not x or not y or len(x) != len(y):
+        return None
+    a = np.frombuffer(bytes.fromhex(x), dtype=np.uint8).astype(np.float64)
+    b = np.frombuffer(bytes.fromhex(y), dtype=np.uint8).astype(np.float64)
+    a -= a.mean()
+    b -= b.mean()
+    na, nb = float(np.sqrt(a @ a)), float(np.sqrt(b @ b))
+    if na < 1e-6 or nb < 1e-6:
+        return 1.0 if na < 1e-6 and nb < 1e-6 else 0.0
+    return float(a @ b) / (na * nb)
 
 
 def compute(gray: Image.Image, iso: int | None = None) -> dict:
@@ -148,6 +217,9 @@ def compute(gray: Image.Image, iso: int | None = None) -> dict:
     d_a = a[:-2, 2:] + a[2:, :-2]
     d_a -= c2
     sharp_dir = float(np.min(np.stack([_tile_var(d) for d in (d_h, d_v, d_d, d_a)]), axis=0).max())
+    # motion: the weakest direction's variance over the strongest's, over the whole frame
+    dir_var = [float(d.var()) for d in (d_h, d_v, d_d, d_a)]
+    motion_ratio = min(dir_var) / max(dir_var) if max(dir_var) > 1e-6 else 1.0
     # centre-weighted: Gaussian weight centred in the frame (sigma = 1/4 of each side). The weight
     # is separable, so the weighted sums are two matrix-vector products.
     wy = np.exp(-0.5 * ((np.arange(lap.shape[0]) - lap.shape[0] / 2) / (lap.shape[0] / 4)) ** 2)
@@ -178,7 +250,7 @@ def compute(gray: Image.Image, iso: int | None = None) -> dict:
     centre = np.hypot(gx, gy)[2:-2, 2:-2]
     edge_density = float((centre > 8.0).mean()) if centre.size else 0.0
 
-    flags = flags_for(sharp_tile, mean, clip_high, clip_low, noise_sigma, iso)
+    flags = flags_for(sharp_tile, mean, clip_high, clip_low, noise_sigma, iso, p1, p99, motion_ratio)
 
     def r(x: float, n: int = 3) -> float:
         return float(round(x, n)) if math.isfinite(x) else 0.0
@@ -198,5 +270,8 @@ def compute(gray: Image.Image, iso: int | None = None) -> dict:
         "iso": iso,
         "edge_density": r(edge_density, 4),
         "entropy": r(entropy, 3),
+        "motion_ratio": r(motion_ratio, 4),
+        "key": exposure_key(mean, p1, p99),
+        "layout": layout(a),
         "flags": flags,
     }

@@ -12,9 +12,11 @@ sharp. Per burst, with medians over the burst's usable frames::
           + w_exposure_extreme * max(0, |mean_i - 118| - 70) / 50
               + w_clipping         * (max(0, clip_high_i - 0.005) + max(0, clip_low_i - 0.02))
               + w_noise            * max(0, noise_i - 2) / 2
+              + w_resolution       * ln(max_pixels / pixels_i)             # a smaller copy of the same shot
     score_i   = w_sharpness * rel_i - penalty_i                        # ranks frames within a burst
     acuity_i  = ln(detail_i / (contrast_i / 128)**2)                   # contrast = p99 - p1, >= 16
     quality_i = w_sharpness * acuity_i - (penalty_i - exposure_burst)  # ranks burst picks for --top
+            (+ exposure_mid + exposure_extreme back for a low/high-key frame: dark or bright on purpose)
 
 ``sdir`` is the feature ``sharpness_dir``: in the sharpest tile, the weakest of the four
 directional second differences, so a frame blurred along one direction (motion) scores low even
@@ -38,6 +40,7 @@ WEIGHTS: dict[str, float] = {
     "exposure_mid": 0.5,
     "clipping": 4.0,
     "noise": 1.0,
+    "resolution": 1.0,  # per natural-log unit of pixels below the burst's largest frame (copies, exports)
 }
 CONSTANTS: dict[str, float] = {
     "noise_gain": 6.0,  # variance a second difference (1, -2, 1) gets from white noise: 6 sigma^2
@@ -87,7 +90,7 @@ def acuity(f: dict) -> float:
     return math.log(detail(f) / (contrast / c["contrast_ref"]) ** 2)
 
 
-def _penalties(f: dict, mean_ref: float, w: dict[str, float]) -> dict[str, float]:
+def _penalties(f: dict, mean_ref: float, w: dict[str, float], max_pixels: float | None = None) -> dict[str, float]:
     c = CONSTANTS
     mean = max(float(f["mean"]), 1.0)
     return {
@@ -96,11 +99,14 @@ def _penalties(f: dict, mean_ref: float, w: dict[str, float]) -> dict[str, float
         "exposure_extreme": w["exposure_extreme"] * max(0.0, abs(mean - c["mid_gray"]) - c["exposure_band"]) / c["exposure_scale"],
         "clipping": w["clipping"] * (max(0.0, f["clip_high"] - c["clip_high_free"]) + max(0.0, f["clip_low"] - c["clip_low_free"])),
         "noise": w["noise"] * max(0.0, float(f["noise"]) - c["noise_ok"]) / c["noise_ok"],
+        "resolution": w["resolution"] * math.log(max_pixels / f["pixels"]) if max_pixels and f.get("pixels") else 0.0,
     }
 
 
 def score_burst(features: Sequence[dict], weights: dict[str, float] | None = None) -> list[Score]:
-    """Scores of the usable frames of one burst (features dicts as stored in the index)."""
+    """Scores of the usable frames of one burst (features dicts as stored in the index; an optional
+    ``pixels`` entry, the frame's pixel count, lets the resolution term prefer the original over a
+    smaller copy of it)."""
     w = {**WEIGHTS, **(weights or {})}
     if not features:
         return []
@@ -109,15 +115,19 @@ def score_burst(features: Sequence[dict], weights: dict[str, float] | None = Non
     med = statistics.median(rel_a)
     mad = statistics.median(abs(a - med) for a in rel_a)
     spread = max(1.4826 * mad, CONSTANTS["min_spread"])
+    max_pixels = max((float(f.get("pixels") or 0) for f in features), default=0.0) or None
     out = []
     for f, a in zip(features, rel_a):
-        pen = _penalties(f, mean_ref, w)
+        pen = _penalties(f, mean_ref, w, max_pixels)
         total = sum(pen.values())
         rel = a - med
         acu = acuity(f)
+        # a low- or high-key picture (features "key") is dark or bright on purpose: its distance from
+        # mid-gray does not lower its quality (the within-burst score keeps every term)
+        intent = pen["exposure_mid"] + pen["exposure_extreme"] if f.get("key") else 0.0
         out.append(Score(
             score=w["sharpness"] * rel - total,
-            quality=w["sharpness"] * acu - (total - pen["exposure_burst"]),
+            quality=w["sharpness"] * acu - (total - pen["exposure_burst"] - intent),
             acuity=acu, rel=rel, z=rel / spread, penalties=pen,
         ))
     return out
