@@ -12,6 +12,7 @@ import typer
 from qrate.cli import app, export_opts
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths
 from qrate.cli.plan_exec import execute
+from qrate.cli.vision_opts import clip_weights_option, vision_option
 from qrate.errors import UsageError
 from qrate.frontend.plans import Built, validate
 from qrate.passes.scan import normalize_exts
@@ -45,6 +46,9 @@ def cull(
     overwrite_marks: bool = export_opts.overwrite_marks_option(),
     force: bool = export_opts.force_option(),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symlinked folders (loop-safe) and symlinked files that lead outside the folders given; by default neither is read."),
+    vision: bool = vision_option(),
+    clip_weights: Optional[str] = clip_weights_option(),
+    taste: Optional[float] = typer.Option(None, "--taste", min=0.0, max=1.0, help="Rank bursts by W * learned taste + (1 - W) * technical score (the model `qrate learn` trains; docs/taste.md)."),
 ) -> None:
     """Pick the best frame of every burst and sort the rest into good / maybe / trash, with reasons.
 
@@ -59,15 +63,15 @@ def cull(
         dedupe_global=dedupe_global, keep_per_burst=keep_per_burst, top=top, min_sharpness=min_sharpness,
         max_clip=max_clip, out_dir=out_dir, out=out, export=export, buckets=buckets, xmp=xmp,
         xmp_naming=xmp_naming, xmp_in_place=xmp_in_place, xmp_map=xmp_map, overwrite_marks=overwrite_marks,
-        follow_symlinks=follow_symlinks,
+        follow_symlinks=follow_symlinks, taste=taste,
     )
     execute(Built(plan=plan, origin="flags"), db=db, no_cache=no_cache, workers=workers, json_out=json_out,
-            quiet=quiet, show_plan=False, force=force)
+            quiet=quiet, show_plan=False, force=force, vision=vision, clip_weights=clip_weights)
 
 
 def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep_per_burst, top, min_sharpness,
                max_clip, out_dir, out, export, buckets, xmp, xmp_naming, xmp_in_place, xmp_map,
-               overwrite_marks=False, follow_symlinks=False):
+               overwrite_marks=False, follow_symlinks=False, taste=None):
     """The plan that ``qrate cull``'s flags (and the legacy entry point's) stand for."""
     filters: list[dict] = []
     if min_sharpness is not None:
@@ -83,6 +87,7 @@ def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep
         "filters": filters,
         "grouping": {"burst_seconds": burst_seconds, "dedupe_hamming": dedupe_hamming},
         "selection": {"top": top, "per_burst": keep_per_burst},
+        **({"scoring": {"taste": taste}} if taste is not None else {}),
         "outputs": {
             "out_dir": os.path.abspath(out_dir) if out_dir else None, "export": export,
             "buckets": list(export_opts.parse_buckets(buckets)),
