@@ -288,11 +288,11 @@ def _manifest_matches_disk(out: Path) -> list[str]:
             listed.add(rel)
             if not os.path.lexists(out / rel):
                 v.append(f"manifest: {rel!r} is in the manifest but not on disk")
-    skip = {"manifest.jsonl", "summary.json", "export.txt"}
+    skip = {"manifest.jsonl", "summary.json", "export.txt", "report.html"}
     for dirpath, _, files in os.walk(out):
         for n in files:
             rel = os.path.relpath(os.path.join(dirpath, n), out)
-            if n in skip or n.startswith(".") or ".qrate" in n:
+            if n in skip or n.startswith(".") or ".qrate" in n or rel.startswith("report" + os.sep):
                 continue
             if rel not in listed:
                 v.append(f"manifest: {rel!r} is on disk but not in the manifest")

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from qrate.backends import atomic, outdir
+from qrate.backends import report as report_mod
 from qrate.backends import sidecars as sidecars_mod
 from qrate.backends.outdir import JOURNAL_FILE, LOCK_FILE, STATE_FILE  # noqa: F401 (re-exported)
 from qrate.backends.xmp import DEFAULT_MARKS, XmpError, XmpMark
@@ -82,6 +83,10 @@ class ExportOptions:
     # not in to_dict (nor the plan hash): where this run keeps its records, and the plan's source option
     list_ledger: str | None = None  # the ledger of the lists qrate wrote (None: the default, outdir.default_ledger)
     follow_symlinks: bool = False  # the scan followed links out of the tree: its photos are placed from there
+    photo_marks: tuple[tuple[str, XmpMark], ...] = ()  # qrate apply: the photographer's own marks (path -> mark)
+    # graded stars (passes/stars.py, Decision.mark) instead of one mark per bucket, for every bucket whose
+    # mark is not overridden in ``marks``; bracket frames of an exported photo are exported with it
+    graded_marks: bool = False
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -108,6 +113,7 @@ class ExportOptions:
             "xmp_in_place": self.xmp_in_place, "overwrite_marks": self.overwrite_marks,
             "marks": {b: m.to_dict() for b, m in self.mark_of.items()},
             "manifest": self.manifest, "list_path": self.list_path, "list_buckets": list(self.list_buckets),
+            **({"graded_marks": True} if self.graded_marks else {}),
         }
 
 
@@ -218,6 +224,7 @@ def check_outputs(opts: ExportOptions, assets: Sequence[Asset] = (), roots: Sequ
         if opts.manifest:
             outdir.check_output(os.path.join(out, "manifest.jsonl"), "manifest")
             outdir.check_output(os.path.join(out, "summary.json"), "summary")
+            report_mod.check_report_output(out)  # report.html (docs/report.md)
         if not opts.list_path:
             outdir.check_output(os.path.join(out, "export.txt"), "list", out, _ledger(opts))
 
@@ -303,16 +310,29 @@ def allocate_stems(paths: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _graded(d: Decision, opts: ExportOptions) -> XmpMark:
+    """The decision's graded mark when enabled and its bucket's mark is not overridden, else the bucket's."""
+    base = opts.mark_of[d.bucket]
+    if opts.graded_marks and d.mark and base == DEFAULT_MARKS.get(d.bucket):
+        return XmpMark(d.mark["rating"], d.mark.get("color"), d.mark.get("pick"))
+    return base
+
+
 def plan_placements(assets: Sequence[Asset], decisions: Sequence[Decision], opts: ExportOptions,
                     listing: _Listing | None = None) -> list[Placement]:
     """What should be in the output folder (and, with xmp_in_place, beside the originals)."""
     listing = listing or _Listing()
     chosen = [i for i, d in enumerate(decisions) if d.bucket in opts.buckets]
+    if opts.graded_marks:  # a bracket is one shot: its frames travel with any exported frame of it
+        sets = {d.bracket_id for i, d in enumerate(decisions) if i in set(chosen) and d.bracket_id is not None}
+        chosen = sorted(set(chosen) | {i for i, d in enumerate(decisions)
+                                       if d.bracket_id in sets and d.bucket not in ("trash", "error")})
     stems = allocate_stems([assets[i].path for i in chosen]) if opts.out_dir else {}
     owner_of_stem: dict[tuple[str, str], str] = {}  # (folder, stem) -> the photo that owns STEM.xmp
     for a in sorted(assets, key=lambda a: os.fsencode(a.path)):
         owner_of_stem.setdefault((os.path.dirname(a.path), _split(os.path.basename(a.path))[0].casefold()), a.path)
     out: list[Placement] = []
+    photo_marks = dict(opts.photo_marks)
     for i in chosen:
         a, d = assets[i], decisions[i]
         name = os.path.basename(a.path)
@@ -333,7 +353,7 @@ def plan_placements(assets: Sequence[Asset], decisions: Sequence[Decision], opts
             sidecars = [s for s in sidecars if os.path.basename(s).casefold() != f"{stem}.xmp".casefold()]
         xmp_sources = [s for s in sidecars if s.casefold().endswith(".xmp")]
         if opts.xmp:
-            group = sidecars_mod.Group(a.path, xmp_sources, opts.mark_of[d.bucket], d.bucket,
+            group = sidecars_mod.Group(a.path, xmp_sources, photo_marks.get(a.path) or _graded(d, opts), d.bucket,
                                        overwrite=opts.overwrite_marks, in_place=opts.xmp_in_place)
             names = sidecars_mod.target_names(a.path, a.companions, opts.xmp_naming)
             if opts.xmp_in_place and owner_of_stem.get((os.path.dirname(a.path), stem.casefold()), a.path) != a.path:
@@ -939,5 +959,10 @@ def export_cull(result, opts: ExportOptions, *, roots: Sequence[str], version: s
         write_outputs(records, {**summary_dict(result, opts, plan_hash, version, all_timings),
                                 **(extra_summary or {})}, opts, report)
         report.timings["write"] = time.perf_counter() - t
+        if opts.out_dir and opts.manifest:  # the contact sheet, from the records just written
+            t = time.perf_counter()
+            page = report_mod.write_report(opts.out_dir, records, progress=progress, roots=roots)
+            report.written.append(page["html"])
+            report.timings["report"] = time.perf_counter() - t
     report.plan_hash = plan_hash
     return report

@@ -58,6 +58,8 @@ def _root(
 
 
 from qrate.cli import cull_cmd, demo_cmd, export_cmd, index_cmd, run_cmd  # noqa: E402,F401  (registers commands)
+from qrate.cli import apply_cmd, report_cmd  # noqa: E402,F401  (the contact sheet: docs/report.md)
+from qrate.cli import learn_cmd, taste_cmd  # noqa: E402,F401  (taste: docs/taste.md)
 
 
 def command_names() -> set[str]:

@@ -57,5 +57,6 @@ def demo(
     stdout.print(f"exported to {xreport.out_dir}: best/ good/ maybe/ trash/ (copies or links + XMP sidecars), "
                  f"manifest.jsonl, summary.json, export.txt ({c['added']} added, {c['unchanged']} unchanged)")
     stdout.print(f"index: {s['index']}  (try: qrate cull {shoot} --db {s['index']} --json)")
+    stdout.print(f"report: {os.path.join(xreport.out_dir, 'report.html')}  (open it in a browser to see the picks and why)")
     raise typer.Exit(EXIT_PARTIAL if s["errors"] or xreport.errors else EXIT_OK)
 
