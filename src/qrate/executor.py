@@ -772,23 +772,16 @@ def _sidecar_ratings(assets: list[Asset], roots: Iterable[str] = (),
     are read only under qrate.readers.safeio's rule (regular files inside the scan root, bounded --
     a FIFO never blocks) and the one XMP parser (no DOCTYPE). A refused sidecar makes the photo
     unrated, and ``notes[path]`` says why (``sidecar_refused``, evidence ``file`` and ``error``)."""
-    from qrate.readers.safeio import SIDECAR_MAX_BYTES, UnsafeFileError, read_regular
+    from qrate.readers.safeio import SIDECAR_MAX_BYTES, UnsafeFileError, read_regular, roots_and_listings
     from qrate.readers.xmpread import XmpRefused, find_sidecars, person_rating
 
-    bases = sorted((os.path.abspath(r if os.path.isdir(r) else os.path.dirname(r)) for r in roots), key=len)
-    listings: dict[str, list[str]] = {}
     out: dict[str, int | None] = {}
-    for a in assets:
-        folder = os.path.dirname(a.path)
-        if folder not in listings:
-            try:
-                listings[folder] = os.listdir(folder)
-            except OSError:
-                listings[folder] = []
-        root = next((b for b in reversed(bases) if a.path.startswith(b.rstrip(os.sep) + os.sep)), folder)
+    by_path = {a.path: a for a in assets}
+    for path, root, listing in roots_and_listings([a.path for a in assets], roots):
+        a = by_path[path]
         found: list[tuple[int, str, int | None]] = []
         refused = None
-        for cand in find_sidecars(a.path, a.companions, listings[folder]):
+        for cand in find_sidecars(a.path, a.companions, listing):
             try:
                 data = read_regular(cand, root=root, max_bytes=SIDECAR_MAX_BYTES)
                 mtime = os.stat(cand).st_mtime_ns

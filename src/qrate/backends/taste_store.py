@@ -359,19 +359,14 @@ def import_ratings(ws: Workspace, assets: list[Asset], roots: Sequence[str], par
     marks differ by two stars or more. Unrated photos count as 0 stars in a folder where some photo
     is rated (a rated shoot's unrated frames were passed over). A re-import replaces the earlier
     ratings pairs of these photos. Returns the report (docs/taste.md)."""
-    bases = sorted((os.path.abspath(r if os.path.isdir(r) else os.path.dirname(r)) for r in roots), key=len)
-    listings: dict[str, list[str]] = {}
     marks: dict[str, Marks | None] = {}
     refused: list[tuple[str, str]] = []
-    for a in assets:
-        folder = os.path.dirname(a.path)
-        if folder not in listings:
-            try:
-                listings[folder] = os.listdir(folder)
-            except OSError:
-                listings[folder] = []
-        root = next((b for b in reversed(bases) if a.path.startswith(b.rstrip(os.sep) + os.sep)), folder)
-        m, bad = photo_marks(a, root, listings[folder])
+    by_path = {a.path: a for a in assets}
+    from qrate.readers.safeio import roots_and_listings
+
+    for path, root, listing in roots_and_listings([a.path for a in assets], roots):
+        a = by_path[path]
+        m, bad = photo_marks(a, root, listing)
         marks[a.path] = m
         refused.extend(bad)
     rated_folders = {os.path.dirname(p) for p, m in marks.items() if m is not None and m.utility() is not None}

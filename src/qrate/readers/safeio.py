@@ -123,3 +123,21 @@ def open_regular_file(path: str, root: str | None = None, max_bytes: int = 1 << 
         os.close(fd)
         raise
 
+
+
+def roots_and_listings(paths, roots):
+    """For each photo path: (path, the scan root it lies under -- the innermost of ``roots``, else
+    its own folder --, its folder's listing, cached per folder; an unlistable folder lists as
+    empty). The one walk both sidecar readers (``min_rating``, ``learn --from-ratings``) use to find
+    a photo's sidecars and the tree they must stay inside."""
+    bases = sorted((os.path.abspath(r if os.path.isdir(r) else os.path.dirname(r)) for r in roots), key=len)
+    listings: dict[str, list[str]] = {}
+    for path in paths:
+        folder = os.path.dirname(path)
+        if folder not in listings:
+            try:
+                listings[folder] = os.listdir(folder)
+            except OSError:
+                listings[folder] = []
+        root = next((b for b in reversed(bases) if path.startswith(b.rstrip(os.sep) + os.sep)), folder)
+        yield path, root, listings[folder]
