@@ -193,7 +193,9 @@ def test_clip_joins_the_vision_pass_and_a_result_is_keyed_by_the_weights(tiny, t
 
     weights, config = tiny
     va = vision_extra.analyzer(weights, "tiny", config)
-    assert va.variant.startswith("clip:") and va.variant == vision_extra.weights_id(weights)
+    assert va.variant.startswith("clip:") and va.variant == vision_extra.weights_id(weights, "tiny", config)
+    # the model name and config decide the output too: another name is another variant
+    assert vision_extra.weights_id(weights, "ViT-B-32", config) != va.variant
     out = va(data.astronaut(), {})
     assert out["variant"] == va.variant and out["clip"]["weights"] == va.variant
     assert set(out["clip"]["subjects"]) == set(clip.SUBJECT_PROMPTS) and len(out["clip"]["embedding"]) == 32
@@ -205,4 +207,4 @@ def test_clip_joins_the_vision_pass_and_a_result_is_keyed_by_the_weights(tiny, t
     state = torch.load(weights, weights_only=True)
     state["logit_scale"] = state["logit_scale"] + 1
     torch.save(state, other)
-    assert vision_extra.weights_id(str(other)) != va.variant
+    assert vision_extra.weights_id(str(other), "tiny", config) != va.variant
