@@ -292,3 +292,25 @@ def test_motion_blur_and_softer_than_burst_count_as_one_defect():
     d = {os.path.basename(x.path): y for x, y in zip(*(lambda r: (r.assets, r.decisions))(cull(a)))}
     assert {"motion_blur", "softer_than_burst"} <= set(d["b.nef"].flags)
     assert d["b.nef"].bucket == "maybe" and "soft_flags" not in codes(d["b.nef"])
+
+
+def test_a_plan_asking_for_graded_stars_writes_them_into_the_sidecars(shoot, tmp_path, cli):
+    """outputs.xmp.stars: graded (a preset default) -> the sidecars carry the spread marks, not
+    one rating per bucket; the default still gives every pick 5 stars."""
+    import re
+
+    def ratings(out):
+        got = {}
+        for x in (out / "best").glob("*.xmp"):
+            m = re.search(r'xmp:Rating="(-?\d)"|<xmp:Rating>(-?\d)<', x.read_text())
+            got[x.name] = int(m.group(1) or m.group(2))
+        return got
+
+    db = str(tmp_path / "i.sqlite")
+    plain, graded = tmp_path / "plain", tmp_path / "graded"
+    assert cli("run", "--preset", "best-of-burst", "--in", str(shoot), "--out-dir", str(plain), "--db", db, "-q")[0] in (0, 3)
+    assert cli("run", "--preset", "best-of-burst", "--in", str(shoot), "--out-dir", str(graded), "--db", db, "-q",
+               "--set", "outputs.xmp.stars=graded")[0] in (0, 3)
+    flat, spread = ratings(plain), ratings(graded)
+    assert flat and set(flat.values()) == {5}
+    assert spread.keys() == flat.keys() and len(set(spread.values())) >= 2 and max(spread.values()) == 5

@@ -929,7 +929,7 @@ def options_from_plan(plan) -> ExportOptions | None:
         xmp_in_place=o.xmp.in_place and o.xmp.enabled, overwrite_marks=o.xmp.overwrite_marks, manifest=o.manifest and bool(out_dir),
         marks=tuple((b, XmpMark(m.rating, m.color, m.pick)) for b, m in o.xmp.marks.items()),
         list_path=os.path.abspath(os.path.expanduser(o.list_file)) if o.list_file else None,
-        follow_symlinks=plan.source.follow_symlinks,
+        follow_symlinks=plan.source.follow_symlinks, graded_marks=o.xmp.stars == "graded",
     )
 
 

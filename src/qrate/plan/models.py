@@ -275,6 +275,11 @@ class XmpOutput(Strict):
                                   "person set (default: they are kept; qrate adds its verdict where there is none)")
     marks: dict[Literal[BUCKET_NAMES], Mark] = Field(default_factory=dict,  # type: ignore[valid-type]
                                                      description="overrides of the default bucket marks")
+    stars: Literal["bucket", "graded"] = Field(
+        "bucket", description="bucket: every photo of a bucket gets that bucket's mark (best = 5 stars); graded: "
+        "the marks spread over the shoot's quality (picks 5/4/3 stars by rank, unpicked 2/1, rejects; "
+        "docs/culling.md, 'Stars') and a bracket travels whole with its pick; a bucket whose mark `marks` "
+        "overrides keeps the override")
 
 
 class Outputs(Strict):
