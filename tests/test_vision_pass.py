@@ -123,6 +123,24 @@ def test_results_computed_with_other_clip_weights_are_computed_again(shoot, tmp_
         assert run_index([str(shoot)], ws, IndexOptions(workers=1, analyzers=(clip_a,))).analyzed["vision"] == 0
 
 
+def test_a_file_changed_after_indexing_is_not_analysed_as_its_indexed_version(shoot, tmp_path):
+    """The result is keyed by the size and mtime the index holds: a file that changed between the
+    index and the pass gets no result (error "changed", retried), never the new file's under the
+    old key."""
+    from qrate import executor
+
+    with Workspace(str(tmp_path / "i.sqlite")) as ws:
+        run_index([str(shoot)], ws, IndexOptions(workers=1))
+        victim = sorted(str(p) for p in shoot.iterdir())[0]
+        st = os.stat(victim)
+        os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        executor._init_worker_inline(FakeVision())
+        path, size, mtime, data, err = executor._work_analyze((victim, st.st_size, st.st_mtime_ns))
+        assert data is None and err == "changed" and executor._retry_analysis(err)
+        ok = executor._work_analyze((victim, st.st_size, st.st_mtime_ns + 10**9))
+        assert ok[4] is None and ok[3]["faces"]
+
+
 def test_a_pass_that_fails_on_files_records_per_file_errors_and_the_run_goes_on(shoot, tmp_path):
     with Workspace(str(tmp_path / "i.sqlite")) as ws:
         r = run_index([str(shoot)], ws, IndexOptions(workers=1, analyzers=(FakeVision(fail=True),)))

@@ -564,6 +564,9 @@ def _work_analyze(item: tuple[str, int, int]) -> tuple[str, int, int, dict | Non
     spec = registry.PASSES[analyzer.name]
     try:
         img, meta = analysis_preview(path, spec.edge)
+        if (meta["size"], meta["mtime_ns"]) != (size, mtime):
+            # the file changed since it was indexed: a result must describe the indexed version
+            return path, size, mtime, None, "changed"
         import numpy as np
 
         return path, size, mtime, analyzer(np.asarray(img), meta), None
@@ -584,7 +587,7 @@ def _crashed_analyze(item: tuple[str, int, int]) -> tuple[str, int, int, dict | 
 def _retry_analysis(error: str) -> bool:
     """Whether a stored failure of an optional pass is tried again on the next run: a crash, a
     model error or memory may pass; a file's own read error stays until the file changes."""
-    return error in ("crashed", "decompression_bomb", "unreadable") or error.startswith("internal")
+    return error in ("crashed", "decompression_bomb", "unreadable", "changed") or error.startswith("internal")
 
 
 def analysis_pass(ws: Workspace, roots: list[str], analyzer, workers: int, progress: Progress) -> tuple[int, int]:

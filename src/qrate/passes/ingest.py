@@ -264,5 +264,6 @@ def analysis_preview(path: str, edge: int):
         img, cand, _ = preview.extract(ctx, md.orientation, opts)
     meta = {"make": md.make, "model": md.model, "lens": md.lens, "iso": md.iso, "exposure_time": md.exposure_time,
             "f_number": md.f_number, "focal_length": md.focal_length, "preview": cand.label,
-            "preview_width": cand.width, "preview_height": cand.height}
+            "preview_width": cand.width, "preview_height": cand.height,
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns}  # of the file actually read (fstat)
     return img, meta
