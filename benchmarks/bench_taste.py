@@ -10,9 +10,15 @@ feature: **the subject's distance from the frame's centre**, computed from the p
 of :class:`qrate.backends.taste_store.LearnSession` -- the same methods the UI's keys call
 (``choose(k)``: the frame with the most centred subject) -- and after 10, 25, 50, 100 and 200 answers
 the model is scored on held-out bursts: pairwise accuracy on every pair of frames whose centring
-differs, and whether ``cull --taste`` picks the photographer's favourite. Query order: "active"
-(the smallest margin between the model's top frame and another frame shown, in posterior
-standard deviations, first; re-ordered after each answer) against "random".
+differs, and whether ``cull --taste`` picks the photographer's favourite. Query orders: "active"
+(what ``qrate learn`` does: 10 answers in a seeded random order, then the smallest margin between
+the model's top frame and another frame shown, in posterior standard deviations, first;
+re-ordered after each answer), "random", and "margin" (smallest margin first from the start).
+
+    python -m benchmarks.bench_taste                                   # large shoots, seeds 1-3
+    python -m benchmarks.bench_taste --suite small --seeds 1 2 3 4 5 6 7 8 9 --bursts 110 --test-bursts 40 --no-ratings
+    python -m benchmarks.bench_taste --suite new_large --seeds 101 102 --no-ratings
+    python -m benchmarks.bench_taste --suite new_small --seeds 103 104 105 --bursts 110 --test-bursts 40 --no-ratings
 
 (b) The ratings import on the same generated frames, written as JPEGs with XMP sidecars holding the
 photographer's stars (Lightroom-style ``STEM.xmp``): ``import_ratings`` on the training folder, held-out
@@ -45,7 +51,7 @@ from qrate.passes.cull import CullParams, cull
 W, H = 512, 341
 CHECKPOINTS = (0, 10, 25, 50, 100, 200)
 FRAMES = 4
-ORDERS = ("active", "random")
+ORDERS = ("active", "random", "margin")  # margin: the smallest-margin-first rule alone (the old "active")
 
 
 def make_frame(bg: Image.Image, subj: Image.Image, x: float, y: float, blur: float, ev: float, seed: int) -> Image.Image:
@@ -185,21 +191,44 @@ def main(argv=None) -> dict:
     ap.add_argument("--bursts", type=int, default=280, help="per seed: 200+ to ask, 60 held out")
     ap.add_argument("--test-bursts", type=int, default=60)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "taste.json"))
+    ap.add_argument("--suite", default=None, help="store the results under suites.NAME of the JSON file "
+                    "(merged into what is there) instead of replacing the file")
+    ap.add_argument("--no-ratings", action="store_true", help="skip (b), the ratings import")
+    ap.add_argument("--orders", nargs="+", default=list(ORDERS), choices=list(ORDERS))
+    ap.add_argument("--cache", default=None, help="a folder to keep generated shoots in (features and the hidden "
+                    "utility, pickled: sN_BURSTS.pkl) and reuse them; with it, (b) needs the images and is skipped")
     args = ap.parse_args(argv)
+    orders = tuple(args.orders)
     runs = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        assets, utility, images = make_shoot(seed, args.bursts)
+        cached = os.path.join(args.cache, f"s{seed}_{args.bursts}.pkl") if args.cache else None
+        if cached and os.path.exists(cached):
+            import pickle
+
+            with open(cached, "rb") as f:
+                assets, utility = pickle.load(f)  # a file this benchmark wrote (trusted, local)
+            images = None
+        else:
+            assets, utility, images = make_shoot(seed, args.bursts)
+            if cached:
+                import pickle
+
+                os.makedirs(args.cache, exist_ok=True)
+                with open(cached + ".tmp", "wb") as f:
+                    pickle.dump((assets, utility), f)
+                os.replace(cached + ".tmp", cached)
         gen = time.perf_counter() - t0
         n_test = args.test_bursts * FRAMES
         train, test = assets[:-n_test], assets[-n_test:]
         vectors = taste_store.vectors_of(test)
         test_pairs = held_out_pairs(test, utility, vectors)
         run = {"seed": seed, "frames": len(assets), "held_out_pairs": len(test_pairs), "generate_s": round(gen, 1)}
-        for order in ORDERS:
+        for order in orders:
             run[order] = curve(train, test_pairs, test, utility, order, seed)
-        with tempfile.TemporaryDirectory(prefix="qrate-bench-taste-") as tmp:
-            run["ratings"] = ratings_import(train, test_pairs, utility, images, tmp)
+        if not args.no_ratings and images is not None:
+            with tempfile.TemporaryDirectory(prefix="qrate-bench-taste-") as tmp:
+                run["ratings"] = ratings_import(train, test_pairs, utility, images, tmp)
         runs.append(run)
         print(f"seed {seed}: {len(assets)} frames, {len(test_pairs)} held-out pairs, generated in {gen:.1f}s")
 
@@ -207,42 +236,66 @@ def main(argv=None) -> dict:
         vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
         return statistics.mean(vals) if vals else None
 
-    head = "| answers | " + " | ".join(f"{o} order" for o in ORDERS) + " |"
-    rule = "|---:|" + "---:|" * len(ORDERS)
+    head = "| answers | " + " | ".join(f"{o} order" for o in orders) + " |"
+    rule = "|---:|" + "---:|" * len(orders)
     print("\n(a) held-out pairwise accuracy after N answers (mean over seeds)")
     print(head)
     print(rule)
     table = {}
     for n in CHECKPOINTS:
-        row = {o: mean([r[o].get(n, {}).get("accuracy") for r in runs]) for o in ORDERS}
+        row = {o: mean([r[o].get(n, {}).get("accuracy") for r in runs]) for o in orders}
         table[str(n)] = row
         label = f"{n} (untrained)" if n == 0 else str(n)
-        print(f"| {label} | " + " | ".join(_pct(row[o]) for o in ORDERS) + " |")
+        print(f"| {label} | " + " | ".join(_pct(row[o]) for o in orders) + " |")
+    for o in orders[1:]:  # per seed: how often the first order is at least as good as this one
+        wins = {str(n): sum(1 for r in runs if n in r[orders[0]] and n in r[o] and
+                            r[orders[0]][n]["accuracy"] >= r[o][n]["accuracy"]) for n in CHECKPOINTS[1:]}
+        table[f"{orders[0]}_at_least_{o}"] = wins
+        print(f"seeds where {orders[0]} >= {o} (of {len(runs)}): " + ", ".join(f"{n}: {v}" for n, v in wins.items()))
     print("\n`cull --taste 1` picks the photographer's favourite (held-out bursts)")
     print(head)
     print(rule)
     for n in (0, 50, 200):
-        row = {o: mean([r[o].get(n, {}).get("pick_hits") for r in runs]) for o in ORDERS}
+        row = {o: mean([r[o].get(n, {}).get("pick_hits") for r in runs]) for o in orders}
         table[f"hits_{n}"] = row
-        print(f"| {n if n else '0 (technical)'} | " + " | ".join(_pct(row[o]) for o in ORDERS) + " |")
-    print("\n(b) ratings import (STEM.xmp sidecars on the training frames) -> held-out pairwise accuracy")
-    for r in runs:
+        print(f"| {n if n else '0 (technical)'} | " + " | ".join(_pct(row[o]) for o in orders) + " |")
+    runs_rated = [r for r in runs if "ratings" in r]
+    if runs_rated:
+        print("\n(b) ratings import (STEM.xmp sidecars on the training frames) -> held-out pairwise accuracy")
+    for r in runs_rated:
         ri = r["ratings"]
         print(f"  seed {r['seed']}: {ri['pairs']['total']} pairs ({ri['pairs']['burst']} burst, "
               f"{ri['pairs']['shoot']} shoot) in {ri['seconds']:.1f}s -> {_pct(ri['accuracy'])}")
     print(f"\nseconds per answer (refit + re-order): {mean([r['active']['seconds_per_answer'] for r in runs]):.3f}")
     m = runs[0]["active"]["model"]
-    print("\nthe model after 200 answers (seed %d), in words:" % runs[0]["seed"])
+    print("\nthe model after the last answer (at most 200; seed %d), in words:" % runs[0]["seed"])
     for line in taste_mod.describe(m)[:6]:
         print("  " + line)
-    out = {"table": table, "runs": [{k: v for k, v in r.items()} for r in runs]}
+    out = {"table": table, "runs": [{k: v for k, v in r.items()} for r in runs],
+           "setup": {"seeds": args.seeds, "bursts": args.bursts, "test_bursts": args.test_bursts, "orders": orders}}
     for r in out["runs"]:
-        for order in ORDERS:
+        for order in orders:
             r[order] = {str(k): v for k, v in r[order].items() if k != "model"}
     if args.json:
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
+        data = out
+        if args.suite:
+            try:
+                with open(args.json) as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                data = {}
+            data.setdefault("suites", {})[args.suite] = out
+        elif os.path.exists(args.json):  # keep the other suites of the file
+            try:
+                with open(args.json) as f:
+                    old = json.load(f)
+                if isinstance(old, dict) and "suites" in old:
+                    data = {**out, "suites": old["suites"]}
+            except (OSError, ValueError):
+                pass
         with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, sort_keys=True, default=str)
+            json.dump(data, f, indent=1, sort_keys=True, default=str)
     return out
 
 

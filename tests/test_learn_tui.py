@@ -102,11 +102,21 @@ def test_quit_keeps_the_answers_and_resume_asks_only_the_rest(tmp_path):
         assert m["summary"]["pairs"] == len(asked) - 1 and m["summary"]["sources"] == {"tui": len(asked) - 1}
 
 
-def test_active_order_asks_the_closest_call_first():
+def test_active_order_warms_up_at_random_then_asks_the_closest_call_first():
     with Workspace(None) as ws:
-        s = taste_store.LearnSession(ws, shoot_assets())
+        s = taste_store.LearnSession(ws, shoot_assets(), order="margin")
         margins = [s.margin(q) for q in s.queries]
         assert margins == sorted(margins)
+        # no answers yet: the first WARMUP questions come in the seeded random order
+        a = taste_store.LearnSession(ws, shoot_assets())
+        r = taste_store.LearnSession(ws, shoot_assets(), order="random")
+        assert a.prior_answers == 0 and [q.paths for q in a.queries] == [q.paths for q in r.queries]
+        # an index that already holds enough answers skips the warm-up: closest call first
+        ws.index.add_preferences("ratings", [(f"/o/{k}a", f"/o/{k}b", True, {}, {})
+                                             for k in range(3 * taste_store.WARMUP)], 1.0)
+        w = taste_store.LearnSession(ws, shoot_assets())
+        assert w.prior_answers == taste_store.WARMUP
+        assert [w.margin(q) for q in w.queries] == sorted(w.margin(q) for q in w.queries)
         r = taste_store.LearnSession(ws, shoot_assets(), order="burst")
         assert [q.burst for q in r.queries] == sorted(q.burst for q in r.queries)
 

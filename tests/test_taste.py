@@ -278,11 +278,17 @@ def test_ratings_embedded_in_jpegs_and_refused_sidecars(tmp_path, scene):
     assert sorted(r["error"] for r in rep["refused"]) == ["sidecar_not_regular", "sidecar_outside_tree"]
 
 
+def _photo_lines(out):
+    """The photo records of ``cull --json`` (JSON Lines; a last summary line has no path)."""
+    recs = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    return {r["path"]: r for r in recs if "path" in r}
+
+
 # -- commands --------------------------------------------------------------------------------------------------
 def test_cull_taste_flag_uses_the_stored_model_and_explain_says_so(shoot, tmp_path, cli):
     db = str(tmp_path / "i.sqlite")
     code, out, err = cli("cull", str(shoot), "--db", db, "--json", "-q")
-    base = {json.loads(x)["path"]: json.loads(x) for x in out.splitlines() if x.startswith("{")}
+    base = _photo_lines(out)
     # a photographer who keeps the frame with the most tonal variety and least contrast
     model = taste_mod.default_model()
     model["weights"] = {n: 0.0 for n in taste_mod.NAMES} | {"entropy": 30.0, "contrast": -30.0}
@@ -291,7 +297,7 @@ def test_cull_taste_flag_uses_the_stored_model_and_explain_says_so(shoot, tmp_pa
     code, out, err = cli("cull", str(shoot), "--db", db, "--json", "-q", "--taste", "1", "--out-dir",
                          str(tmp_path / "out"))
     assert code in (0, 3), err
-    tasted = {json.loads(x)["path"]: json.loads(x) for x in out.splitlines() if x.startswith("{")}
+    tasted = _photo_lines(out)
     changed = [p for p in base if (base[p]["bucket"] == "best") != (tasted[p]["bucket"] == "best")]
     assert changed, "the taste model changed no pick"
     assert all(r["weight"] == 1 for p in tasted for r in tasted[p]["reasons"] if r["code"] == "taste")
@@ -329,3 +335,160 @@ def test_a_tasted_cull_is_deterministic_and_order_independent():
     a = [d.to_dict(x) for x, d in zip(*(lambda r: (r.assets, r.decisions))(cull(assets, params)))]
     b = [d.to_dict(x) for x, d in zip(*(lambda r: (r.assets, r.decisions))(cull(list(reversed(assets)), params)))]
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+# -- export edits (source "export-edit") -------------------------------------------------------------------
+def _manifest(out):
+    return [json.loads(x) for x in open(os.path.join(out, "manifest.jsonl")) if x.strip()]
+
+
+def _export_prefs(db):
+    with Workspace(db) as ws:
+        return [p for p in ws.index.preferences() if p["source"] == "export-edit"]
+
+
+def test_files_deleted_from_an_export_and_report_decisions_become_pairs(shoot, tmp_path, cli):
+    db, out = str(tmp_path / "i.sqlite"), str(tmp_path / "out")
+    code, _, err = cli("cull", str(shoot), "--db", db, "--out-dir", out, "-q")
+    assert code in (0, 3), err
+    recs = _manifest(out)
+    best = {r["burst_id"]: r["path"] for r in recs if r["bucket"] == "best" and r["burst_id"] is not None}
+    goods = sorted((r for r in recs if r["bucket"] == "good" and r["burst_id"] in best), key=lambda r: r["path"])
+    assert len(goods) >= 2, "the generated shoot has no burst with a pick and two good frames"
+    gone = goods[:2]
+    for r in gone:  # the photographer deletes two frames from good/
+        os.unlink(os.path.join(out, "good", os.path.basename(r["path"])))
+    code, text, err = cli("learn", "--from-export", out, "--db", db, "--json")
+    assert code == 0, err
+    rep = json.loads(text)
+    assert rep["removed"] == 2 and rep["kept"] >= len(best) and rep["decisions_files"] == 0
+    assert rep["not_in_index"] == 0
+    prefs = _export_prefs(db)
+    won = {(p["winner"], p["loser"]) for p in prefs}
+    for r in gone:  # each deleted frame loses to its burst's pick (and to the rest kept in that burst)
+        assert (best[r["burst_id"]], r["path"]) in won
+        kept = {x["path"] for x in recs if x["burst_id"] == r["burst_id"] and x["bucket"] in ("best", "good")
+                and x["path"] not in {g["path"] for g in gone}}
+        assert {w for w, lo in won if lo == r["path"] and w in kept} == kept
+    assert not {lo for _, lo in won} - {r["path"] for r in gone}  # only deleted frames lose
+    assert rep["pairs"]["total"] == len(prefs) == rep["pairs"]["new"] > 0
+    assert rep["pairs"]["total"] == rep["pairs"]["burst"] + rep["pairs"]["shoot"]
+    with Workspace(db) as ws:
+        assert ws.index.taste_model()["summary"]["sources"] == {"export-edit": len(prefs)}
+    # idempotent: the same state again adds nothing, and neither does a rerun of the cull (the state
+    # then records the deletions)
+    code, text, _ = cli("learn", "--from-export", out, "--db", db, "--json")
+    assert json.loads(text)["pairs"]["new"] == 0 and len(_export_prefs(db)) == len(prefs)
+    code, _, err = cli("cull", str(shoot), "--db", db, "--out-dir", out, "-q")
+    assert code in (0, 3), err
+    code, text, _ = cli("learn", "--from-export", out, "--db", db, "--json")
+    again = json.loads(text)
+    assert again["removed"] == 2 and again["pairs"]["new"] == 0 and len(_export_prefs(db)) == len(prefs)
+    # the report's decisions (qrate apply): a frame picked there beats the one rejected there
+    recs = _manifest(out)
+    bid = next(b for b in sorted(best) if b not in {r["burst_id"] for r in gone}
+               and any(r["burst_id"] == b and r["bucket"] in ("maybe", "good") for r in recs))
+    promoted = next(r["path"] for r in recs if r["burst_id"] == bid and r["bucket"] in ("maybe", "good"))
+    plan_hash = next(r["plan_hash"] for r in recs)
+    (tmp_path / "decisions.json").write_text(json.dumps({"qrate_decisions": 1, "plan_hash": plan_hash, "decisions": [
+        {"path": promoted, "pick": "pick"}, {"path": best[bid], "pick": "reject"}]}))
+    code, _, err = cli("apply", tmp_path / "decisions.json", "--out-dir", out, "--db", db)
+    assert code in (0, 3), err
+    code, text, _ = cli("learn", "--from-export", out, "--db", db, "--json")
+    rep = json.loads(text)
+    assert rep["decisions_files"] == 1 and rep["promoted"] == 1 and rep["demoted"] == 1
+    won = {(p["winner"], p["loser"]) for p in _export_prefs(db)}
+    assert (promoted, best[bid]) in won and rep["pairs"]["new"] >= 1
+    assert all((best[r["burst_id"]], r["path"]) in won for r in gone)  # the deletions still count
+    code, text, _ = cli("learn", "--from-export", out, "--db", db, "--json")
+    assert json.loads(text)["pairs"]["new"] == 0
+    code, _, err = cli("learn", "--from-export", str(tmp_path), "--db", db)
+    assert code == 2 and "manifest" in err
+
+
+# -- embeddings (--taste-embeddings) ---------------------------------------------------------------------------
+EMB_D = 32
+
+
+def _emb_frames(rng, u, n, prefix, t0=0.0):
+    """``n`` frames of one burst: random technical features, a CLIP embedding near the burst's own,
+    and the hidden utility u . embedding."""
+    base = rng.normal(size=EMB_D)
+    frames, util = [], {}
+    h = "0f0f0f0f0f0f0f0f"
+    for k in range(n):
+        e = base + 0.6 * rng.normal(size=EMB_D)
+        e /= np.linalg.norm(e)
+        a = asset(f"{prefix}_{k}.nef", t0 + 0.2 * k, dhash=flip(h, 2 * k + 2))
+        a.features = rnd_vec(rng) | {"flags": []}
+        a.vision = vision() | {"clip": {"model": "tiny", "weights": "test", "embedding": [round(float(x), 4) for x in e]}}
+        frames.append(a)
+        util[a.path] = float(u @ e)
+    return frames, util
+
+
+def test_taste_embeddings_learn_a_preference_along_an_embedding_direction(tmp_path):
+    """A photographer who keeps the frame along a hidden CLIP direction: the model trained with
+    --taste-embeddings orders held-out pairs better than without (no technical feature knows it)."""
+    wins = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        u = rng.normal(size=EMB_D)
+        train, test, util = [], [], {}
+        for b in range(40):
+            fr, ut = _emb_frames(rng, u, 3, f"/e{seed}/b{b:03d}", 100.0 * b)
+            (train if b < 30 else test).extend(fr)
+            util |= ut
+        test_pairs = []
+        vec = taste_store.vectors_of(test)
+        for i in range(0, len(test), 3):
+            for x in range(i, i + 3):
+                for y in range(x + 1, i + 3):
+                    a, b = test[x].path, test[y].path
+                    test_pairs.append((vec[a], vec[b], 1.0) if util[a] > util[b] else (vec[b], vec[a], 1.0))
+        acc = {}
+        for flag in (False, True):
+            with Workspace(None) as ws:
+                s = taste_store.LearnSession(ws, train, embeddings=flag, clusters=False)
+                while s.current is not None:
+                    q = s.current
+                    s.choose(max(range(len(q.paths)), key=lambda k: util[q.paths[k]]))
+                model = s.finish()
+                assert taste_mod.uses_embeddings(model) == flag
+                acc[flag] = taste_mod.pairwise_accuracy(model, test_pairs)
+        wins.append(acc[True] - acc[False])
+        assert acc[True] > acc[False], (seed, acc)
+    assert np.mean(wins) > 0.05, wins
+    text = "\n".join(taste_mod.describe(model))
+    assert "trained with --taste-embeddings" in text
+
+
+def test_taste_embeddings_are_a_model_flag_cull_uses_and_need_stored_embeddings(shoot, tmp_path, cli):
+    # a model trained with embeddings reranks by them in the cull (the executor loads its features)
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=EMB_D)
+    frames, util = _emb_frames(rng, u, 4, "/c/b0")
+    model = taste_mod.default_model(embeddings=True)
+    model["weights"] = {n: 0.0 for n in model["features"]}
+    proj = taste_mod.clip_projection(EMB_D)
+    model["weights"] |= {n: float(w) * 20 for n, w in zip(taste_mod.CLIP_NAMES, proj @ u)}
+    res = cull(frames, CullParams(taste=1.0, taste_model=taste_mod.model_items(model)))
+    pick = next(d.path for d in res.decisions if d.bucket == "best")
+    cands = [d.path for d in res.decisions if d.bucket != "trash"]
+    vec = taste_store.vectors_of(frames)
+    wanted = max(cands, key=lambda p: taste_mod.score(model, vec[p]))
+    technical = next(d.path for d in cull(frames).decisions if d.bucket == "best")
+    assert wanted != technical and pick == wanted  # only the CLIP features can move the pick there
+    assert any(n in taste_mod.CLIP_NAMES for n, _ in taste_mod.model_items(model))
+    assert set(taste_mod.model_items(taste_mod.default_model())) == set(
+        (n, w) for n, w in taste_mod.model_items(taste_mod.default_model(embeddings=True)) if n in taste_mod.NAMES)
+    # without the vision pass's results there is nothing to learn from: one line, what is missing
+    db = str(tmp_path / "i.sqlite")
+    code, out, err = cli("learn", "--from-ratings", str(shoot), "--db", db, "--taste-embeddings", "-q")
+    assert code != 0 and "no stored embeddings" in err and "qrate index --vision" in err
+    assert len([x for x in err.splitlines() if x.strip()]) <= 2  # the line and its hint
+    # taste show says it
+    with Workspace(db) as ws:
+        ws.index.save_taste_model("default", 1, model, 1.0)
+    code, out, err = cli("taste", "show", "--db", db)
+    assert code == 0 and "trained with --taste-embeddings" in out and "CLIP direction" in out

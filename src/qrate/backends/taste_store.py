@@ -25,6 +25,8 @@ from qrate.passes.cull import CullParams, cull
 MODEL_NAME = "default"
 SOURCES = ("tui", "ratings", "export-edit")
 MAX_SHOWN = 4  # candidates per query
+WARMUP = 10  # "warm" orders: this many answers in a random / diverse order before the smallest margin
+DIVERSE_POOL = 10  # "diverse": the least-like-the-asked question among this many smallest margins
 
 
 def vectors_of(assets: Sequence[Asset]) -> dict[str, dict]:
@@ -40,12 +42,29 @@ def stored_pairs(ws: Workspace) -> tuple[list[tuple[dict, dict, float]], dict[st
     return pairs, dict(sources)
 
 
-def train(ws: Workspace, now: float | None = None) -> dict:
-    """Fit the model on every stored preference and store it; returns the model."""
+def train(ws: Workspace, now: float | None = None, embeddings: bool | None = None) -> dict:
+    """Fit the model on every stored preference and store it; returns the model. ``embeddings``:
+    train with the embedding features (``--taste-embeddings``); None: as the stored model was."""
     pairs, sources = stored_pairs(ws)
-    model = taste_mod.fit(pairs, sources=sources)
+    if embeddings is None:
+        embeddings = taste_mod.uses_embeddings(ws.index.taste_model(MODEL_NAME))
+    model = taste_mod.fit(pairs, sources=sources, embeddings=embeddings)
     ws.index.save_taste_model(MODEL_NAME, taste_mod.MODEL_VERSION, model, time.time() if now is None else now)
     return model
+
+
+def check_embeddings(vectors) -> int:
+    """How many of these taste vectors carry embedding features; a QrateError (one line) when none
+    does: ``--taste-embeddings`` needs what the vision pass stores."""
+    from qrate.errors import QrateError
+
+    n = sum(1 for v in vectors if any(v.get(k) is not None for k in taste_mod.EMB_NAMES))
+    if not n:
+        raise QrateError("--taste-embeddings: no stored embeddings for these photos (the vision pass's scene "
+                         "subjects, or a CLIP embedding)",
+                         hint="run `qrate index --vision PATHS` first (add --clip-weights PATH for CLIP; "
+                              "the vision extra: pip install 'qrate[vision]')")
+    return n
 
 
 def current_model(ws: Workspace) -> dict:
@@ -69,8 +88,12 @@ class Query:
 class LearnSession:
     """Walks a shoot's bursts, most informative first, and stores each answer as pairs.
 
-    ``order``: "active" (smallest margin under the current model first, re-ordered after every
-    answer), "random" (seeded, for the benchmark), or "burst" (burst order)."""
+    ``order``: "active" (the UI's: a warm-up of :data:`WARMUP` answers in a seeded random order --
+    skipped when the index already holds that many answers, or 3x as many pairs -- then the
+    question with the smallest margin under the current model first, re-ordered after every
+    answer; docs/taste.md, "Measured"), "margin" (smallest margin first from the start),
+    "diverse" (of the :data:`DIVERSE_POOL` smallest margins, the one least like the questions
+    answered), "random" (seeded), or "burst" (burst order)."""
 
     ws: Workspace
     assets: list[Asset]
@@ -89,6 +112,9 @@ class LearnSession:
     cov: object = None  # the model's posterior covariance (passes/taste.py: covariance)
     pairs: list = field(default_factory=list)  # every stored pair (vector, vector, outcome), kept in step with the index
     sources: Counter = field(default_factory=Counter)
+    embeddings: bool | None = None  # --taste-embeddings; None: as the stored model was trained
+    prior_answers: int = 0  # answers stored before this session (set at the start)
+    warmup: int | None = None  # active order: answers asked in a diverse order first (None: WARMUP)
 
     def __post_init__(self) -> None:
         result = cull(self.assets, self.params)
@@ -125,9 +151,16 @@ class LearnSession:
         self.model = current_model(self.ws)
         pairs, sources = stored_pairs(self.ws)
         self.pairs, self.sources = pairs, Counter(sources)
+        if self.embeddings is None:
+            self.embeddings = taste_mod.uses_embeddings(self.model)
+        elif self.embeddings != taste_mod.uses_embeddings(self.model):  # asked to add or drop them: refit
+            self.model = taste_mod.fit(pairs, sources=sources, embeddings=self.embeddings)
         self.cov = taste_mod.covariance(self.model, self.pairs)
-        if self.order == "random":
+        if self.order in ("random", "warm", "active"):
             random.Random(self.seed).shuffle(self.queries)
+        # answers the model has already learned from (a ratings import of many pairs counts as a warm start)
+        self.prior_answers = WARMUP if len(self.pairs) >= 3 * WARMUP else \
+            len({p["answer"] for p in self.ws.index.preferences()})
         self._sort()
 
     def _already_asked(self) -> set[frozenset[str]]:
@@ -145,8 +178,50 @@ class LearnSession:
                    for p in top[1:])
 
     def _sort(self) -> None:
-        if self.order == "active":
+        order = self.order
+        n_answered = self.prior_answers + sum(1 for _, a in self.history if a is not None)
+        warm = WARMUP if self.warmup is None else self.warmup
+        if order in ("active", "warm") and n_answered < warm:
+            return  # the warm-up: the seeded shuffle of __post_init__, as "random"
+        if order in ("active", "margin", "warm"):
             self.queries.sort(key=lambda q: (round(self.margin(q), 9), q.burst))
+        elif order == "diverse":
+            if not self.queries:
+                return
+            keyed = sorted(range(len(self.queries)), key=lambda i: (round(self.margin(self.queries[i]), 9),
+                                                                    self.queries[i].burst))
+            self._front(self._farthest(keyed[:DIVERSE_POOL]))
+
+    def _front(self, i: int | None) -> None:
+        if i is not None and i > 0:
+            self.queries.insert(0, self.queries.pop(i))
+
+    def _qdiff(self, q: Query):
+        """The feature difference a question is mostly about: its top two frames under the model."""
+        import numpy as np
+
+        top = sorted(q.paths, key=lambda p: -taste_mod.score(self.model, self.vectors[p]))
+        d = taste_mod.difference(self.vectors[top[0]], self.vectors[top[1]], taste_mod.names_of(self.model))
+        n = float(np.linalg.norm(d))
+        return d / n if n > 0 else d
+
+    def _farthest(self, pool: list[int]) -> int | None:
+        """Of ``pool`` (indices into the queries, best first), the question least like any asked so
+        far (largest min over asked questions of 1 - |cos| between their differences); ties: first."""
+        import numpy as np
+
+        if not pool:
+            return None
+        asked = [self._qdiff(q) for q, a in self.history if a is not None]
+        if not asked:
+            return pool[0]
+        A = np.vstack(asked)
+        best, best_v = pool[0], -1.0
+        for i in pool:
+            v = float(np.min(1.0 - np.abs(A @ self._qdiff(self.queries[i]))))
+            if v > best_v + 1e-12:
+                best, best_v = i, v
+        return best
 
     @property
     def current(self) -> Query | None:
@@ -202,7 +277,7 @@ class LearnSession:
 
     def finish(self) -> dict:
         """Train on everything stored and save the model (``qrate learn`` on quit)."""
-        self.model = train(self.ws, self.clock())
+        self.model = train(self.ws, self.clock(), self.embeddings)
         return self.model
 
     def _store(self, q: Query, pairs: list) -> None:
@@ -217,7 +292,8 @@ class LearnSession:
     def _refit(self) -> None:
         if not self.retrain:
             return
-        self.model = taste_mod.fit(self.pairs, sources={k: v for k, v in self.sources.items() if v})
+        self.model = taste_mod.fit(self.pairs, sources={k: v for k, v in self.sources.items() if v},
+                                   embeddings=bool(self.embeddings))
         self.cov = taste_mod.covariance(self.model, self.pairs)
         self._sort()
 
@@ -353,7 +429,7 @@ SHOOT_MIN_GAP = 2.0  # ... when their utilities differ by at least this much (tw
 
 
 def import_ratings(ws: Workspace, assets: list[Asset], roots: Sequence[str], params: CullParams | None = None,
-                   now: float | None = None) -> dict:
+                   now: float | None = None, embeddings: bool | None = None) -> dict:
     """Turn the photographer's existing marks into pairs (source ``ratings``): within a burst,
     every two frames whose marks differ; within a folder (a shoot), neighbours in capture order whose
     marks differ by two stars or more. Unrated photos count as 0 stars in a folder where some photo
@@ -417,7 +493,7 @@ def import_ratings(ws: Workspace, assets: list[Asset], roots: Sequence[str], par
     ws.index.forget_preferences("ratings", [a.path for a in assets])
     if pairs:
         ws.index.add_preferences("ratings", pairs, time.time() if now is None else now)
-    model = train(ws, now)
+    model = train(ws, now, embeddings)
     got = [m for m in marks.values() if m is not None]
     return {
         "photos": len(assets),
@@ -431,6 +507,151 @@ def import_ratings(ws: Workspace, assets: list[Asset], roots: Sequence[str], par
         "unrated_as_zero": sum(1 for p in util if marks.get(p) is None),
         "pairs": {"burst": counts["burst"], "shoot": counts["shoot"], "total": len(pairs)},
         "refused": [{"file": f, "error": c} for f, c in refused],
+        "model": model["summary"],
+    }
+
+
+# -- what the photographer did to a qrate export ------------------------------------------------------
+EXPORT_KEPT = ("best", "good")  # a photo file still in one of these buckets of the out dir is kept
+
+
+def _export_marks(out_dir: str) -> tuple[list[dict], dict[str, str], int, dict[str, int]]:
+    """The out dir's manifest records, each photo's verdict from what the photographer did (``up``:
+    kept in best/good or picked in the report; ``down``: deleted from best/good or rejected in the
+    report), the number of decisions files applied and the counts."""
+    from qrate.backends import outdir, report as report_mod
+    from qrate.errors import UsageError
+    from qrate.readers import safeio
+
+    records = report_mod.read_manifest(out_dir)
+    state = outdir.read_state(out_dir)
+    if state is None:
+        raise UsageError(f"{out_dir} has no export state ({outdir.STATE_FILE})",
+                         hint="name an output folder of `qrate cull --out-dir`")
+    kept: set[str] = set()
+    removed: set[str] = set()
+    for to, rec in sorted(state.items()):
+        key = rec.get("key")
+        if rec.get("role") != "photo" or not isinstance(key, str) or not key.startswith("photo:") or "/" not in to:
+            continue
+        if to.split("/", 1)[0] not in EXPORT_KEPT:
+            continue
+        photo = key[len("photo:"):]
+        gone = bool(rec.get("deleted")) or (not rec.get("pending") and not os.path.lexists(os.path.join(out_dir, to)))
+        (removed if gone else kept).add(photo)
+    picked: dict[str, str] = {}
+    applied = 0
+    try:
+        raw = safeio.read_regular(os.path.join(out_dir, report_mod.DECISIONS_LEDGER), max_bytes=report_mod.STATE_MAX_BYTES)
+    except FileNotFoundError:
+        raw = b""
+    except safeio.UnsafeFileError as e:
+        raise UsageError(f"{out_dir}: {e.message}", hint="the decisions ledger must be a regular file") from None
+    for line in raw.splitlines():  # later decisions files win
+        try:
+            chosen = report_mod.parse_decisions(line)
+        except (UsageError, ValueError):
+            continue  # a damaged line teaches nothing
+        applied += 1
+        for d in chosen.decisions:
+            if d.pick == "pick":
+                picked[d.path] = "up"
+            elif d.pick == "reject":
+                picked[d.path] = "down"
+            else:
+                picked.pop(d.path, None)
+    verdict: dict[str, str] = {}
+    for p in kept:
+        verdict[p] = "up"
+    for p, v in picked.items():
+        verdict[p] = v
+    for p in removed:  # a file deleted from best/good: the photographer's latest word
+        verdict[p] = "down"
+    counts = {"kept": len(kept - removed), "removed": len(removed),
+              "promoted": sum(1 for v in picked.values() if v == "up"),
+              "demoted": sum(1 for v in picked.values() if v == "down")}
+    return records, verdict, applied, counts
+
+
+def import_export_edits(ws: Workspace, out_dir: str, now: float | None = None,
+                        embeddings: bool | None = None) -> dict:
+    """Turn what the photographer did to a qrate export into pairs (source ``export-edit``): a photo
+    deleted from ``best/`` or ``good/``, or rejected in the report (``qrate apply``), loses to each
+    photo of its burst that is still kept there or was picked in the report; within the shoot
+    (folder), weaker: it loses to the picks (``best``, or picked in the report) among its
+    :data:`SHOOT_NEIGHBOURS` neighbours in capture order in other bursts. Idempotent: re-reading
+    the same out dir adds nothing; a changed one replaces the earlier ``export-edit`` pairs of its
+    photos. Returns the report (docs/taste.md)."""
+    out_dir = os.path.abspath(out_dir)
+    records, verdict, applied, counts = _export_marks(out_dir)
+    by_path = {r["path"]: r for r in records if isinstance(r.get("path"), str)}
+    verdict = {p: v for p, v in verdict.items() if p in by_path and by_path[p].get("bucket") != "error"}
+    folders = sorted({os.path.dirname(p) for p in by_path}, key=os.fsencode)
+    known = {a.path: a for a in ws.index.assets(folders) if a.path in by_path} if folders else {}
+    have = list(known.values())
+    from qrate.executor import attach_pass_data
+
+    attach_pass_data(ws, have, folders)
+    vec: dict[str, dict] = {}
+    for p, r in by_path.items():
+        a = known.get(p)
+        vec[p] = taste_mod.vector(a.features, a.vision) if a is not None else \
+            taste_mod.vector(r.get("features"), r.get("vision"))
+    # the picks: in best (qrate's, or picked in the report: apply moved them there), not removed
+    pick = {p for p, r in by_path.items() if r.get("bucket") == "best" and verdict.get(p) != "down"}
+    if embeddings:
+        check_embeddings(vec.values())
+    pairs: list[tuple[str, str, bool, dict, dict]] = []
+    seen: set[tuple[str, str]] = set()
+    kinds = Counter()
+
+    def add(w: str, lo: str, kind: str) -> None:
+        if (w, lo) in seen or (lo, w) in seen:
+            return
+        seen.add((w, lo))
+        pairs.append((w, lo, False, vec[w], vec[lo]))
+        kinds[kind] += 1
+
+    bursts: dict[int, list[str]] = defaultdict(list)
+    for p in sorted(verdict, key=os.fsencode):
+        b = by_path[p].get("burst_id")
+        if b is not None:
+            bursts[b].append(p)
+    for b in sorted(bursts):
+        ups = [p for p in bursts[b] if verdict[p] == "up"]
+        for lo in (p for p in bursts[b] if verdict[p] == "down"):
+            for w in ups:
+                add(w, lo, "burst")
+    by_folder: dict[str, list[str]] = defaultdict(list)
+    for p, r in by_path.items():
+        if r.get("bucket") != "error":
+            by_folder[os.path.dirname(p)].append(p)
+    for folder in sorted(by_folder):
+        seq = sorted(by_folder[folder], key=lambda p: (str(by_path[p].get("capture_time") or "~"), os.fsencode(p)))
+        for i, lo in enumerate(seq):
+            if verdict.get(lo) != "down":
+                continue
+            for w in seq[max(0, i - SHOOT_NEIGHBOURS // 2): i + 1 + SHOOT_NEIGHBOURS // 2]:
+                bw, bl = by_path[w].get("burst_id"), by_path[lo].get("burst_id")
+                if w != lo and w in pick and (bw is None or bw != bl):
+                    add(w, lo, "shoot")
+    photos = set(by_path)
+    old = {(p["winner"], p["loser"]) for p in ws.index.preferences()
+           if p["source"] == "export-edit" and (p["winner"] in photos or p["loser"] in photos)}
+    new = {(w, lo) for w, lo, *_ in pairs}
+    if new != old:
+        ws.index.forget_preferences("export-edit", sorted(photos, key=os.fsencode))
+        if pairs:
+            ws.index.add_preferences("export-edit", pairs, time.time() if now is None else now)
+    model = train(ws, now, embeddings)
+    return {
+        "out_dir": out_dir,
+        "photos": len(by_path),
+        "not_in_index": sum(1 for p in by_path if p not in known),
+        "decisions_files": applied,
+        **counts,
+        "pairs": {"burst": kinds["burst"], "shoot": kinds["shoot"], "total": len(pairs),
+                  "new": len(new - old), "dropped": len(old - new)},
         "model": model["summary"],
     }
 

@@ -61,6 +61,72 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 MIN_SHOWN = 0.15  # |weight| in typical-difference units below which "you do not mind"
 
+# -- embeddings (``--taste-embeddings``): extra features from what the vision pass stored --------------
+#: the vision pass's scene subject scores (0..1) used as features: the offline classifier's output
+#: summed into subjects -- a small, fixed projection of its last layer (the penultimate layer itself is
+#: not stored); people subjects are left out (the face features cover them)
+SCENE_TAGS = ("landscape", "food", "animal", "architecture", "night", "sports", "macro", "document", "other")
+EMB_DIMS = 8  # a stored CLIP embedding is reduced to this many dims by a fixed projection
+EMB_LAMBDA = 8.0  # the embeddings' L2 strength (towards 0): stronger than the technical features'
+SCENE_NAMES: tuple[str, ...] = tuple(f"scene_{t}" for t in SCENE_TAGS)
+CLIP_NAMES: tuple[str, ...] = tuple(f"clip_{k + 1}" for k in range(EMB_DIMS))
+EMB_NAMES: tuple[str, ...] = SCENE_NAMES + CLIP_NAMES
+SCENE_SCALE = 0.5  # one unit: half the subject score's range
+_PROJECTIONS: dict[int, np.ndarray] = {}
+
+
+def clip_projection(dim: int) -> np.ndarray:
+    """The fixed ``EMB_DIMS x dim`` projection of a CLIP embedding: random signs (+-1) drawn from
+    SHA-256 of a fixed text, so that they are the same on every machine and numpy version and need
+    no fitting and no storage. A unit-length embedding's coordinates then vary by about one unit
+    between unrelated images (a sum of ``dim`` terms +-e_i with sum e_i^2 = 1)."""
+    if dim not in _PROJECTIONS:
+        import hashlib
+
+        rows = []
+        for k in range(EMB_DIMS):
+            bits, n = [], 0
+            while len(bits) < dim:
+                digest = hashlib.sha256(f"qrate-taste-clip-projection/{dim}/{k}/{n}".encode()).digest()
+                bits.extend((byte >> j) & 1 for byte in digest for j in range(8))
+                n += 1
+            rows.append([1.0 if b else -1.0 for b in bits[:dim]])
+        _PROJECTIONS[dim] = np.array(rows)
+    return _PROJECTIONS[dim]
+
+
+def embedding_features(vision: dict | None) -> dict[str, float]:
+    """The embedding features the vision pass's stored result gives (empty: none stored):
+    ``scene_*`` (the scene subject scores) and ``clip_1..8`` (the CLIP embedding, projected)."""
+    out: dict[str, float] = {}
+    if not isinstance(vision, dict):
+        return out
+    tags = (vision.get("subjects") or {}).get("tags") if isinstance(vision.get("subjects"), dict) else None
+    if isinstance(tags, dict):
+        for t, n in zip(SCENE_TAGS, SCENE_NAMES):
+            v = tags.get(t)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                out[n] = round(float(v) / SCENE_SCALE, 6)
+    clip = vision.get("clip")
+    emb = clip.get("embedding") if isinstance(clip, dict) else None
+    if isinstance(emb, list) and len(emb) >= 2 and all(isinstance(x, (int, float)) for x in emb):
+        e = np.array(emb, dtype=float)
+        if np.all(np.isfinite(e)) and np.linalg.norm(e) > 0:
+            z = clip_projection(len(e)) @ (e / np.linalg.norm(e))
+            out.update({n: round(float(v), 6) for n, v in zip(CLIP_NAMES, z)})
+    return out
+
+
+def names_of(model: dict | None) -> tuple[str, ...]:
+    """The features a model was trained with: the technical ones, and the embeddings' when it was
+    trained with ``--taste-embeddings``."""
+    feats = (model or {}).get("features")
+    return tuple(feats) if isinstance(feats, list) and feats else NAMES
+
+
+def uses_embeddings(model: dict | None) -> bool:
+    return any(n in EMB_NAMES for n in names_of(model))
+
 
 def _log_ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or a <= 0 or b <= 0:
@@ -105,31 +171,53 @@ def vector(features: dict | None, vision: dict | None = None) -> dict[str, float
             out["smile"] = people.mean_smile(vision)
             sizes = [float(x.get("size") or 0.0) for _, x in mains]
             out["face_size"] = max(sizes) if sizes else None
-    return {n: (None if v is None or not math.isfinite(v) else round(v / FEATURES[n][1], 6)) for n, v in out.items()}
+    vec: dict[str, float | None] = {n: (None if v is None or not math.isfinite(v) else round(v / FEATURES[n][1], 6))
+                                    for n, v in out.items()}
+    vec.update(embedding_features(vision))  # used only by a model trained with --taste-embeddings
+    return vec
 
 
-def difference(a: dict[str, float | None], b: dict[str, float | None]) -> np.ndarray:
-    """x_a - x_b over :data:`NAMES`; a feature unknown on either side counts 0 (no evidence)."""
-    return np.array([(a[n] - b[n]) if a.get(n) is not None and b.get(n) is not None else 0.0 for n in NAMES])
+def difference(a: dict[str, float | None], b: dict[str, float | None],
+               names: Sequence[str] = NAMES) -> np.ndarray:
+    """x_a - x_b over ``names``; a feature unknown on either side counts 0 (no evidence)."""
+    return np.array([(a[n] - b[n]) if a.get(n) is not None and b.get(n) is not None else 0.0 for n in names])
 
 
-def default_model() -> dict[str, Any]:
-    return {"version": MODEL_VERSION, "features": list(NAMES), "weights": dict(DEFAULT_WEIGHTS),
-            "default": dict(DEFAULT_WEIGHTS), "lambda": REG_LAMBDA,
-            "summary": {"pairs": 0, "ties": 0, "sources": {}, "train_accuracy": None, "iterations": 0,
-                        "converged": True}}
+def _lambdas(names: Sequence[str], lam: float) -> np.ndarray:
+    """The L2 strength per feature: ``lam`` for the technical ones, :data:`EMB_LAMBDA` for embeddings."""
+    return np.array([EMB_LAMBDA if n in EMB_NAMES else lam for n in names])
+
+
+def default_model(embeddings: bool = False) -> dict[str, Any]:
+    names = NAMES + (EMB_NAMES if embeddings else ())
+    w0 = {n: DEFAULT_WEIGHTS.get(n, 0.0) for n in names}
+    model = {"version": MODEL_VERSION, "features": list(names), "weights": dict(w0),
+             "default": dict(w0), "lambda": REG_LAMBDA,
+             "summary": {"pairs": 0, "ties": 0, "sources": {}, "train_accuracy": None, "iterations": 0,
+                         "converged": True}}
+    if embeddings:
+        model["embeddings"] = {"scene": list(SCENE_NAMES), "clip": list(CLIP_NAMES), "lambda": EMB_LAMBDA,
+                               "clip_projection": f"{EMB_DIMS} fixed random-sign directions (SHA-256, no fitting)"}
+    return model
 
 
 def fit(pairs: Iterable[tuple[dict, dict, float]], lam: float = REG_LAMBDA,
-        sources: dict[str, int] | None = None) -> dict[str, Any]:
+        sources: dict[str, int] | None = None, embeddings: bool = False) -> dict[str, Any]:
     """A model from ``(winner_vector, loser_vector, outcome)`` pairs; outcome 1.0 = the first won,
     0.5 = "equally good". Deterministic: Newton's method on the penalised log-likelihood
-    ``sum y log s(w.d) + (1-y) log s(-w.d) - lam/2 |w - w0|^2`` (strictly concave: one optimum)."""
+    ``sum y log s(w.d) + (1-y) log s(-w.d) - lam/2 |w - w0|^2`` (strictly concave: one optimum).
+    ``embeddings``: the embedding features too (:data:`EMB_NAMES`), pulled to 0 with the stronger
+    :data:`EMB_LAMBDA`; the summary counts the pairs where either photo had them."""
+    names = NAMES + (EMB_NAMES if embeddings else ())
     rows, ys = [], []
+    with_emb = 0
     for a, b, y in pairs:
-        rows.append(difference(a, b))
+        rows.append(difference(a, b, names))
         ys.append(float(y))
-    w0 = np.array([DEFAULT_WEIGHTS[n] for n in NAMES])
+        if embeddings and any(a.get(n) is not None and b.get(n) is not None for n in EMB_NAMES):
+            with_emb += 1
+    w0 = np.array([DEFAULT_WEIGHTS.get(n, 0.0) for n in names])
+    lams = _lambdas(names, lam)
     w = w0.copy()
     it, converged = 0, True
     if rows:
@@ -138,13 +226,13 @@ def fit(pairs: Iterable[tuple[dict, dict, float]], lam: float = REG_LAMBDA,
         def objective(v: np.ndarray) -> float:
             z = X @ v
             return float(np.sum(Y * -np.logaddexp(0, -z) + (1 - Y) * -np.logaddexp(0, z))
-                         - lam / 2 * np.sum((v - w0) ** 2))
+                         - 0.5 * np.sum(lams * (v - w0) ** 2))
 
         obj = objective(w)
         for it in range(1, MAX_ITER + 1):
             p = 0.5 * (1.0 + np.tanh(0.5 * (X @ w)))  # the logistic function, without overflow
-            grad = X.T @ (Y - p) - lam * (w - w0)
-            hess = (X.T * (p * (1 - p))) @ X + lam * np.eye(len(w))
+            grad = X.T @ (Y - p) - lams * (w - w0)
+            hess = (X.T * (p * (1 - p))) @ X + np.diag(lams)
             step = np.linalg.solve(hess, grad)
             t = 1.0
             while t > 1e-6:  # damped Newton: halve the step until the objective does not drop
@@ -160,13 +248,15 @@ def fit(pairs: Iterable[tuple[dict, dict, float]], lam: float = REG_LAMBDA,
         acc = float(np.mean((X[decided] @ w) > 0)) if decided.any() else None
     else:
         acc = None
-    model = default_model()
-    model["weights"] = {n: round(float(v), 6) for n, v in zip(NAMES, w)}
+    model = default_model(embeddings)
+    model["weights"] = {n: round(float(v), 6) for n, v in zip(names, w)}
     model["lambda"] = lam
     model["summary"] = {"pairs": len(rows), "ties": sum(1 for y in ys if y == 0.5),
                         "sources": dict(sorted((sources or {}).items())),
                         "train_accuracy": None if acc is None else round(acc, 4), "iterations": it,
                         "converged": converged}
+    if embeddings:
+        model["summary"]["pairs_with_embeddings"] = with_emb
     return model
 
 
@@ -179,16 +269,18 @@ def score(model: dict, vec: dict[str, float | None]) -> float:
 def prefer(model: dict, a: dict, b: dict) -> float:
     """P(a is kept over b) under the model (unknown features on either side left out)."""
     w = model.get("weights") or DEFAULT_WEIGHTS
-    z = float(np.dot(np.array([w.get(n, 0.0) for n in NAMES]), difference(a, b)))
+    names = names_of(model)
+    z = float(np.dot(np.array([w.get(n, 0.0) for n in names]), difference(a, b, names)))
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 def covariance(model: dict, pairs: Iterable[tuple[dict, dict, float]], lam: float = REG_LAMBDA) -> np.ndarray:
     """The Laplace approximation of the weights' posterior covariance: the inverse Hessian of the
     penalised likelihood at the model's weights (the prior alone: ``I / lam``)."""
-    w = np.array([float((model.get("weights") or DEFAULT_WEIGHTS).get(n, 0.0)) for n in NAMES])
-    hess = lam * np.eye(len(NAMES))
-    rows = [difference(a, b) for a, b, _ in pairs]
+    names = names_of(model)
+    w = np.array([float((model.get("weights") or DEFAULT_WEIGHTS).get(n, 0.0)) for n in names])
+    hess = np.diag(_lambdas(names, lam))
+    rows = [difference(a, b, names) for a, b, _ in pairs]
     if rows:
         X = np.vstack(rows)
         p = 0.5 * (1.0 + np.tanh(0.5 * (X @ w)))
@@ -199,15 +291,16 @@ def covariance(model: dict, pairs: Iterable[tuple[dict, dict, float]], lam: floa
 def uncertainty_margin(model: dict, cov: np.ndarray, a: dict, b: dict) -> float:
     """|w . d| / sqrt(d' C d): how many posterior standard deviations the model is from a coin
     flip on this pair (small: the answer is informative)."""
-    w = np.array([float((model.get("weights") or DEFAULT_WEIGHTS).get(n, 0.0)) for n in NAMES])
-    d = difference(a, b)
+    names = names_of(model)
+    w = np.array([float((model.get("weights") or DEFAULT_WEIGHTS).get(n, 0.0)) for n in names])
+    d = difference(a, b, names)
     sd = math.sqrt(max(float(d @ cov @ d), 1e-12))
     return abs(float(w @ d)) / sd
 
 
 def model_items(model: dict) -> tuple[tuple[str, float], ...]:
     """The model's weights as a hashable tuple (``CullParams.taste_model``)."""
-    return tuple((n, float(model["weights"].get(n, 0.0))) for n in NAMES)
+    return tuple((n, float(model["weights"].get(n, 0.0))) for n in names_of(model))
 
 
 def rerank(cands: Sequence[int], vectors: dict[int, dict], technical: dict[int, float], weight: float,
@@ -261,7 +354,23 @@ def describe(model: dict) -> list[str]:
                 continue
             text = f"you {'prefer' if v > 0 else 'avoid'} {words}, which the default ignores ({v:+.2f})"
         items.append((-change, name, text))
+    for name in names_of(model):
+        if name not in EMB_NAMES:
+            continue
+        v = float(w.get(name, 0.0))
+        if abs(v) < MIN_SHOWN:
+            continue
+        if name in SCENE_NAMES:
+            what = f"frames the scene classifier calls {name[len('scene_'):]}"
+        else:
+            what = f"frames along CLIP direction {name[len('clip_'):]}"
+        items.append((-abs(v), name, f"you {'prefer' if v > 0 else 'avoid'} {what} ({v:+.2f}; embeddings)"))
     lines.extend(t for _, _, t in sorted(items))
+    if uses_embeddings(model):
+        got = s.get("pairs_with_embeddings")
+        lines.append("trained with --taste-embeddings: scene subject scores and a CLIP embedding reduced to "
+                     f"{EMB_DIMS} fixed directions, where the vision pass stored them"
+                     + (f" ({got} of the pairs had them)" if got is not None else ""))
     if n:
         acc = s.get("train_accuracy")
         src = ", ".join(f"{k} {v}" for k, v in (s.get("sources") or {}).items()) or "none"
