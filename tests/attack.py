@@ -145,9 +145,11 @@ def _photo_bytes(kind: str, seed: int, tmp: Path, exif: dict | None = None) -> b
     key = f"{kind}:{seed}:{sorted((exif or {}).items())}"
     if key not in _CACHE:
         p = tmp / f".gen.{kind}"
-        scene = render_scene(seed, 480, 320)
+        # 640 px: above the 512 px analysis size, so the photos are judged and exported (a smaller
+        # preview is `not_judged`, and then no sidecar or companion would ever be copied)
+        scene = render_scene(seed, 640, 427)
         if kind == "dng":
-            write_dng(str(p), scene, {**EXIF, **(exif or {})}, previews=(480,), raw_size=(120, 80))
+            write_dng(str(p), scene, {**EXIF, **(exif or {})}, previews=(640,), raw_size=(120, 80))
         else:
             write_jpeg(str(p), scene, {**EXIF, **(exif or {})})
         _CACHE[key] = p.read_bytes()
@@ -568,7 +570,7 @@ def shares_bytes_with_editable_sources(out: Path, shoot: Path) -> list[str]:
 def run_case(w: World, argv: list, *, out: Path | list[Path] | None = None, db: Path | None = None,
              list_file: Path | None = None, rcs=DOCUMENTED_RC, config: Path | None = None,
              extra_allowed: list[Path] = (), timeout: float = TIMEOUT, must_print: bytes | None = None,
-             default_mode: bool = False, may_change=None) -> tuple[list[str], Result]:
+             default_mode: bool = False, may_change=None, must_match: bytes | None = None) -> tuple[list[str], Result]:
     """Run ``qrate ARGV`` in the world; returns (broken invariants, result)."""
     outs = [] if out is None else [out] if isinstance(out, Path) else list(out)
     allowed = [os.fsencode(p) for p in outs + list(extra_allowed)]
@@ -576,6 +578,9 @@ def run_case(w: World, argv: list, *, out: Path | list[Path] | None = None, db: 
         allowed += [os.fsencode(str(db) + s) for s in ("", "-wal", "-shm", "-journal")]
     # qrate's own ledger of the list files it wrote (how it recognises them later), in its cache folder
     allowed.append(os.fsencode(w.cache / "qrate" / "written-lists.json"))
+    # the default index's shared-memory and WAL files: any reader of a WAL database (`plan --in`
+    # looks names up in it) updates them; the database itself must stay as it was
+    allowed += [os.fsencode(str(w.cache / "qrate" / "index.sqlite") + s) for s in ("-shm", "-wal")]
     before = snapshot(w.root)
     new_ok = []
     if list_file is not None and os.fsencode(list_file) not in before:
@@ -597,6 +602,9 @@ def run_case(w: World, argv: list, *, out: Path | list[Path] | None = None, db: 
         v += index_reads_only_the_tree(Path(db), w.shoot)
     if must_print is not None and not res.timed_out and must_print not in res.stdout:
         v.append(f"output: {must_print!r} not on stdout (the good entries must still be listed)")
+    if must_match is not None and not res.timed_out and not re.search(must_match, res.stdout):
+        v.append(f"output: nothing on stdout matches {must_match!r} (the case must really do its work: "
+                 f"{_tail(res.stdout, b'')})")
     return v, res
 
 

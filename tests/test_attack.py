@@ -113,7 +113,8 @@ CASES = {
     "cull-out-dir-default-mode": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O], db=c.D, out=c.O, default_mode=True),
     "cull-out-dir-hardlink": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O, "--export", "hardlink"], db=c.D, out=c.O),
     "cull-out-dir-symlink": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O, "--export", "symlink"], db=c.D, out=c.O),
-    "cull-out-dir-copy": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O, "--export", "copy"], db=c.D, out=c.O),
+    "cull-out-dir-copy": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O, "--export", "copy"], db=c.D, out=c.O,
+                                        must_match=rb"[1-9][0-9]* added"),  # the world's photos are judged and exported
     "cull-out-dir-copy-full-naming": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O, "--export", "copy",
                                                           "--xmp-naming", "full"], db=c.D, out=c.O),
     "cull-out-list": lambda c: dict(argv=["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out", c.L], db=c.D, list_file=c.L),
@@ -196,6 +197,27 @@ CASES = {
     "explain-fifo-manifest": lambda c: dict(argv=["explain", c.w.root / "manifest-fifo", "--all"]),
     "explain-fifo": lambda c: dict(argv=["explain", c.w.shoot / "pipe.jpg", "--db", c.D], db=c.D),
     "explain-bashrc": lambda c: dict(argv=["explain", c.w.victims["bashrc"], "--db", c.D], db=c.D),
+    # -- report / apply / demo / learn / taste (second round, tests/test_redteam.py) -----------
+    "report-out-dir": lambda c: dict(argv=["report", _exported(c)], out=c.O, must_match=rb"report: "),
+    "report-manifest-symlink-out": lambda c: dict(argv=["report", c.w.root / "manifest-link"]),
+    "report-hostile-manifest": lambda c: dict(argv=["report", c.w.root / "hostile-manifest"]),
+    "report-db-into-a-user-folder": lambda c: dict(argv=["report", c.U, "--db", c.D], db=c.D),
+    "report-db-into-shoot": lambda c: dict(argv=["report", c.w.shoot / "sub", "--db", c.D], db=c.D),
+    "report-db-new-folder": lambda c: dict(argv=["report", c.O, "--db", c.D], db=c.D, out=c.O),
+    "apply-decisions": lambda c: dict(argv=["apply", _decisions(c), "--out-dir", c.O, "--db", c.D], db=c.D, out=c.O,
+                                      must_match=rb"applied 1 decisions"),
+    "apply-decisions-symlink-to-secret": lambda c: dict(argv=["apply", _decisions(c, link=c.w.victims["manifest-secret"]),
+                                                              "--out-dir", c.O, "--db", c.D], db=c.D, out=c.O),
+    "apply-decisions-fifo": lambda c: dict(argv=["apply", _decisions(c, link=c.w.root / "manifest-fifo" / "manifest.jsonl"),
+                                                 "--out-dir", c.O, "--db", c.D], db=c.D, out=c.O),
+    "apply-decisions-hostile-path": lambda c: dict(argv=["apply", _decisions(c, path="\x1b[31m[/b]" + str(c.w.victims["bashrc"])),
+                                                         "--out-dir", c.O, "--db", c.D], db=c.D, out=c.O),
+    "apply-out-dir-manifest-symlink-out": lambda c: dict(argv=["apply", _decisions(c), "--out-dir", c.w.root / "manifest-link", "--db", c.D],
+                                                         db=c.D, out=c.O),
+    "demo-dir-whose-shoot-is-the-photographers": lambda c: dict(argv=["demo", "--dir", c.w.root, "--bursts", "1", "--singletons", "0",
+                                                                      "-j", "1"]),
+    "learn-from-ratings": lambda c: dict(argv=["learn", c.w.shoot, "--from-ratings", "--db", c.D, "-j", "1"], db=c.D),
+    "taste-show-db-jpeg": lambda c: dict(argv=["taste", "show", "--db", c.w.victims["empty.jpg"]]),
     # -- presets / plan -------------------------------------------------------------------------
     "plan-intent-100-unknown-words": lambda c: dict(argv=["plan", " ".join(f"zorblax{i}" for i in range(100))]),
     "plan-intent-escape-bytes": lambda c: dict(argv=["plan", "best 3 \x1b[31mqrate: all photos deleted\x1b[0m [/b][link=x]y[/link] \u202e \x9b2J"]),
@@ -251,6 +273,20 @@ def _exported(c: Ctx) -> Path:
     """An out dir to explain, made by a cull of the attack shoot (a precondition, not the case)."""
     run_qrate(["cull", c.w.shoot, "--db", c.D, "-j", "1", "--out-dir", c.O, "--export", "copy"], c.w.env(), cwd=c.w.home)
     return c.O
+
+
+def _decisions(c: Ctx, link: Path | None = None, path: str | None = None) -> Path:
+    """A decisions file for an exported out dir (made by :func:`_exported`): one reject of its
+    first judged photo (or of ``path``); with ``link``, a symlink to that file instead."""
+    _exported(c)
+    if link is not None:
+        os.symlink(link, c.P)
+        return c.P
+    if path is None:
+        recs = [json.loads(x) for x in (c.O / "manifest.jsonl").read_text().splitlines() if x.strip()]
+        path = next(r["path"] for r in recs if r.get("bucket") != "error")
+    c.P.write_text(json.dumps({"qrate_decisions": 1, "decisions": [{"path": path, "pick": "reject", "rating": 1}]}))
+    return c.P
 
 
 def _run_one(w: World, case: str):

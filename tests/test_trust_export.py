@@ -542,7 +542,7 @@ def test_a_list_file_is_never_created_in_the_source_folder_through_a_symlink(cli
     link = tmp_path / "shootlink"
     os.symlink(shoot, link)
     code, _, err = cli("cull", str(shoot), "--no-cache", "-q", "--out", str(link / "IMG_1.xmp"))
-    assert code == 2 and "inside the source folder" in err, err
+    assert code == 2 and ("inside the source folder" in err or "inside a photo folder" in err), err
     assert not os.path.lexists(shoot / "IMG_1.xmp")
     # the export's own check, by real paths, whoever built the options
     from qrate.backends.export import check_list_path

@@ -35,12 +35,14 @@ def _replace_with(path: str, make: Callable[[str], None]) -> None:
             os.unlink(tmp)
         make(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = path  # a full disk or a file-size limit (EFBIG) names the file it stopped
         raise
 
 

@@ -354,7 +354,8 @@ def plan_placements(assets: Sequence[Asset], decisions: Sequence[Decision], opts
         xmp_sources = [s for s in sidecars if s.casefold().endswith(".xmp")]
         if opts.xmp:
             group = sidecars_mod.Group(a.path, xmp_sources, photo_marks.get(a.path) or _graded(d, opts), d.bucket,
-                                       overwrite=opts.overwrite_marks, in_place=opts.xmp_in_place)
+                                       overwrite=opts.overwrite_marks, in_place=opts.xmp_in_place,
+                                       embedded=[a.path, *a.companions])
             names = sidecars_mod.target_names(a.path, a.companions, opts.xmp_naming)
             if opts.xmp_in_place and owner_of_stem.get((os.path.dirname(a.path), stem.casefold()), a.path) != a.path:
                 names = [(n, e) for n, e in names if n.casefold() != f"{stem}.xmp".casefold()] or \

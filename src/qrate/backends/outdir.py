@@ -77,8 +77,11 @@ def locked(out_dir: str) -> Iterator[None]:
     try:
         info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:500],
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info, ensure_ascii=True) + "\n").encode(), 0)
+        try:  # who holds it, for the message of a second run; the flock is the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info, ensure_ascii=True) + "\n").encode(), 0)
+        except OSError:  # a full disk or a file-size limit: the first real write names the file
+            pass
         _held[key] = 1
         try:
             yield

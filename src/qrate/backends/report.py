@@ -89,7 +89,8 @@ def read_manifest(out_dir: str) -> list[dict]:
     """The records of ``OUT/manifest.jsonl`` (a UsageError when there is none or it is not qrate's)."""
     path = os.path.join(out_dir, "manifest.jsonl")
     try:
-        data = safeio.read_regular(path, max_bytes=outdir.OUTPUT_MAX_BYTES)
+        # inside the output folder: a manifest.jsonl that links out of it is not this folder's
+        data = safeio.read_regular(path, out_dir, max_bytes=outdir.OUTPUT_MAX_BYTES)
     except FileNotFoundError:
         raise UsageError(f"{out_dir} has no manifest.jsonl",
                          hint="name an output folder of `qrate cull --out-dir`, or pass --db for an index") from None
@@ -378,18 +379,18 @@ REFUSED_CODES = frozenset({"outside_tree", "not_regular", "too_large", "unreadab
 
 def photo_roots(records: Sequence[dict], roots: Sequence[str] | None = None) -> Callable[[str], str]:
     """What a photo must lie inside (by real path) to be read for its thumbnail: the deepest of
-    ``roots`` (the export's scan roots) that holds it; without roots, the common folder of all
-    the records' photos -- so a photo reached through a link out of the shoot is never read."""
+    ``roots`` (the export's scan roots) that holds it; else the photo's own folder -- so a photo
+    reached through a link out of the shoot is never read. (Not the common folder of all the
+    photos: for shoots in two places that is ``/``, and a photo swapped for a link to any file
+    after the export would have been read.)"""
     bases = [os.path.abspath(r if os.path.isdir(r) else os.path.dirname(r)) for r in roots or ()]
-    folders = {os.path.dirname(r["path"]) for r in records if isinstance(r.get("path"), str)}
-    common = os.path.commonpath(sorted(folders)) if folders else os.sep
 
     def root_of(path: str) -> str:
         best = None
         for b in bases:
             if path == b or path.startswith(b.rstrip(os.sep) + os.sep):
                 best = b if best is None or len(b) > len(best) else best
-        return best or common
+        return best or os.path.dirname(path)
 
     return root_of
 
@@ -507,8 +508,25 @@ def write_report(out_dir: str, records: Sequence[dict], *, thumbs: bool = True, 
             "seconds": {"thumbs": round(t1 - t0, 4), "page": round(t2 - t1, 4)}}
 
 
+def export_roots(out_dir: str) -> list[str] | None:
+    """The source folders of the export that made ``out_dir`` (its ``summary.json``'s plan, read
+    inside the folder only), or None when it does not say."""
+    try:
+        obj = json.loads(safeio.read_regular(os.path.join(out_dir, "summary.json"), out_dir,
+                                             max_bytes=outdir.OUTPUT_MAX_BYTES))
+        paths = obj["plan"]["source"]["paths"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(paths, list) or not all(isinstance(p, str) and os.path.isabs(p) for p in paths):
+        return None
+    return paths or None
+
+
 def report_from_out_dir(out_dir: str, **kw) -> dict:
-    """``qrate report OUT_DIR``: the page for an earlier export, from its manifest."""
+    """``qrate report OUT_DIR``: the page for an earlier export, from its manifest; thumbnails are
+    read only inside the export's source folders (:func:`export_roots`)."""
+    if kw.get("roots") is None:
+        kw["roots"] = export_roots(out_dir)
     return write_report(out_dir, read_manifest(out_dir), **kw)
 
 

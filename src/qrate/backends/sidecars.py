@@ -16,6 +16,8 @@ so no two sidecars of a photo ever disagree.
   pick/reject -- a mark a person set in any sidecar is kept and qrate's verdict is added only
   where the person has none. A mark is qrate's own when it equals what qrate recorded writing
   in that same file (``qrate:*``, :meth:`~qrate.backends.xmp.SidecarMarks.persons`).
+* The marks embedded in the photo's own JPEG, DNG or TIFF (``xmp:Rating`` in its XMP packet) count
+  as a person's marks like a sidecar's (read only, never written).
 * Two sidecars disagreeing on a person's mark: the one modified last (mtime) wins; equal mtimes,
   the first path in byte order. Reported as ``marks_disagreed``.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 
 from qrate.backends.xmp import MARK_KINDS, NS_PS, XmpError, XmpMark, apply_props, read_state
 from qrate.readers.safeio import SIDECAR_MAX_BYTES, UnsafeFileError, read_regular
-from qrate.readers.xmpread import find_sidecars, sidecar_names  # noqa: F401  (re-exported)
+from qrate.readers.xmpread import embedded_xmp, find_sidecars, sidecar_names  # noqa: F401  (re-exported)
 
 NAMINGS = ("basename", "full", "both")
 
@@ -97,6 +99,7 @@ class Group:
     notes: list[dict] = field(default_factory=list)
     prepared: bool = False
     tree: str | None = None  # what source sidecars must lie inside (the scan root); None: the photo's folder
+    embedded: list[str] = field(default_factory=list)  # the photo's files whose embedded XMP holds marks too
 
     @property
     def root(self) -> str:
@@ -134,6 +137,17 @@ class Group:
             except OSError:
                 mtime = 0
             states.append((path, mtime, state))
+        # a mark embedded in the JPEG/DNG/TIFF itself (Lightroom's "save to file", digiKam, the
+        # camera) is the person's as much as one in a sidecar: apps that read the sidecar first
+        # would otherwise show qrate's verdict instead (never written to; a bad packet is ignored)
+        for path in self.embedded:
+            packet = embedded_xmp(path, self.root)
+            if not packet:
+                continue
+            try:
+                states.append((path, os.stat(path).st_mtime_ns, read_state(packet)))
+            except (XmpError, OSError):
+                continue
         self.props = {**self.mark.properties(None), **self.mark.record(self.bucket)}
         self.props.pop((NS_PS, "SidecarForExtension"), None)
         if self.overwrite or self.refused:

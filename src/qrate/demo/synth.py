@@ -272,8 +272,17 @@ def _variants(rng: np.random.Generator, n: int) -> list[Variant]:
 
 
 def generate_shoot(out_dir: str, spec: ShootSpec | None = None) -> list[FileTruth]:
+    """Write a synthetic shoot into ``out_dir``, which must be new or an empty folder (never a
+    link): a folder with anything in it may hold someone's photos, and the generated names
+    (``card1/DSC_0101.DNG`` ...) would replace them (a UsageError, nothing written)."""
     spec = spec or ShootSpec()
     rng = np.random.default_rng(spec.seed)
+    if os.path.islink(out_dir) or (os.path.lexists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir))):
+        from qrate.errors import UsageError
+
+        raise UsageError(f"{out_dir} exists and is not an empty folder; qrate generates a synthetic shoot only "
+                         "into a new or empty folder", hint="choose another --dir (or delete that folder if it is "
+                         "what an interrupted demo left)")
     os.makedirs(out_dir, exist_ok=True)
     t = dt.datetime.fromisoformat(spec.start)
     truths: list[FileTruth] = []

@@ -156,3 +156,54 @@ def find_sidecars(photo: str, companions=(), names: list[str] | None = None) -> 
             names = []
     wanted = sidecar_names(photo, companions)
     return sorted((os.path.join(folder, n) for n in names if n.casefold() in wanted), key=os.fsencode)
+
+
+# -- XMP embedded in the photo itself (JPEG APP1; DNG/TIFF IFD0 tag 700) --------------------------
+# Lightroom ("save metadata to file"), digiKam and cameras keep a JPEG's, DNG's or TIFF's rating
+# there; darktable and digiKam read a sidecar first, so a sidecar written without it would hide
+# the photographer's mark.
+_XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
+_T_XMP = 0x02BC
+_JPEG_MAX_SEGMENTS = 64
+
+
+def embedded_xmp(path: str, root: str | None = None) -> bytes | None:
+    """The XMP packet embedded in the JPEG, DNG or TIFF at ``path`` (None when there is none, the
+    file is of another kind, or it cannot be read). Read through safeio (a regular file inside
+    ``root``, never blocking), walking only the JPEG's marker segments before the image data or
+    the TIFF's first IFD; the packet is at most :data:`MAX_BYTES`."""
+    from qrate.errors import ReadError
+    from qrate.readers.binary import Source
+    from qrate.readers.safeio import open_regular_file
+    from qrate.readers.tiff import TYPE_SIZES, TiffReader
+
+    try:
+        with open_regular_file(path, root) as f:
+            src = Source(f, os.fstat(f.fileno()).st_size, path)
+            head = src.read_upto(0, 4)
+            if head[:2] == b"\xff\xd8":
+                pos = 2
+                for _ in range(_JPEG_MAX_SEGMENTS):
+                    seg = src.read_upto(pos, 4)
+                    if len(seg) < 4 or seg[0] != 0xFF or seg[1] in (0xDA, 0xD9):
+                        return None
+                    if seg[1] == 0xFF or seg[1] in (0xD8, 0x01) or 0xD0 <= seg[1] <= 0xD7:
+                        pos += 1 if seg[1] == 0xFF else 2
+                        continue
+                    n = (seg[2] << 8) | seg[3]
+                    if n < 2:
+                        return None
+                    if seg[1] == 0xE1 and n - 2 > len(_XMP_APP1) and src.read_upto(pos + 4, len(_XMP_APP1)) == _XMP_APP1:
+                        return src.read_upto(pos + 4 + len(_XMP_APP1), min(n - 2 - len(_XMP_APP1), MAX_BYTES))
+                    pos += 2 + n
+                return None
+            if head not in (b"II*\x00", b"MM\x00*"):
+                return None
+            tiff = TiffReader(src)
+            entry = tiff.read_ifd(tiff.first_ifd, "IFD0").entries.get(_T_XMP)
+            if entry is None:
+                return None
+            n = TYPE_SIZES[entry.type] * entry.count
+            return src.read_at(entry.value_pos, n) if 0 < n <= MAX_BYTES else None
+    except (OSError, ReadError):
+        return None
