@@ -6,6 +6,7 @@ import pytest
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -90,19 +91,23 @@ def test_cull_json_records(cli, shoot, tmp_path):
 
     code, out, err = cli("cull", shoot, "--db", tmp_path / "i.sqlite", "--json")
     assert code == 0, err
-    records = [json.loads(line) for line in out.splitlines()]
+    lines = [json.loads(line) for line in out.splitlines()]
+    records, summary = lines[:-1], lines[-1]
     truth = json.loads((shoot / "truth.json").read_text())["files"]
     companions = sum(1 for t in truth if t["companion"])
     assert len(records) == len(truth)  # one record per asset (companion JPEGs travel with their RAW)
     assert companions > 0
     for r in records:
-        assert CULL_KEYS <= r.keys()
+        assert r["type"] == "photo" and CULL_KEYS <= r.keys()
         assert r["bucket"] in {"best", "good", "maybe", "trash", "error"}
         assert r["reasons"] and all("code" in x for x in r["reasons"])
-    assert "best" in err and "bursts" in err  # the summary goes to stderr with --json
+    # the summary is the last JSON line (issue 21), nothing of it on stderr
+    assert summary["type"] == "summary" and summary["files"] == len(records)
+    assert sum(summary["counts"].values()) == len(records) and summary["exit_code"] == 0
+    assert "bursts" not in err
     # the same command again gives the same records (warm index)
     code, out2, _ = cli("cull", shoot, "--db", tmp_path / "i.sqlite", "--json")
-    assert out2 == out
+    assert out2.splitlines()[:-1] == out.splitlines()[:-1]
 
 
 @pytest.mark.modifies_photos
@@ -125,7 +130,7 @@ def test_demo_indexes_culls_and_scores_its_picks(cli, tmp_path):
     code, out, err = cli("demo", "--dir", tmp_path / "d", "--bursts", "3", "--singletons", "1", "--workers", "1")
     assert code == 0, err
     assert "picked the clean frame in 3 of 3 generated bursts" in out
-    assert "'best': " in out
+    assert "'best': " not in out and re.search(r"best[\s│]+\d+", out)  # a table, not a Python dict (issue 21)
     exported = tmp_path / "d" / "out"
     assert {"best", "good", "maybe", "trash", "manifest.jsonl", "summary.json", "export.txt"} <= set(os.listdir(exported))
     sidecars = [n for n in os.listdir(exported / "best") if n.endswith(".xmp")]

@@ -125,7 +125,7 @@ def test_export_command_formats(cli, shoot, tmp_path):
 
 def test_export_refuses_an_output_inside_the_photos(cli, shoot):
     code, _, err = cli("cull", str(shoot), "--out-dir", str(shoot / "culled"), "--no-cache", "-q")
-    assert code == 2 and "inside the source folder" in err
+    assert code == 2 and "may not be inside a photo folder" in err
     assert not (shoot / "culled").exists()
 
 

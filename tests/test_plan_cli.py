@@ -65,8 +65,9 @@ def test_preset_run_then_explain_every_pick(cli, shoot, tmp_path):
         assert r["path"] in out
     assert out.count("Picked: ") == len(picks)
     code, out, _ = cli("explain", str(out_dir / "manifest.jsonl"), "--bucket", "trash", "--json")
-    lines = [json.loads(x) for x in out.splitlines()]
-    assert lines and all(x["bucket"] == "trash" and x["reasons"] for x in lines)
+    doc = json.loads(out)  # one document (issue 21)
+    lines = doc["photos"]
+    assert lines and doc["count"] == len(lines) and all(x["bucket"] == "trash" and x["reasons"] for x in lines)
 
 
 def test_intent_needing_an_extra_fails_before_any_work(cli, shoot, tmp_path, monkeypatch):
@@ -124,7 +125,7 @@ def test_presets_and_schema_commands(cli, tmp_path, monkeypatch):
 
 def test_explanation_numbers_all_come_from_the_reasons(shoot, cli, tmp_path):
     code, out, _ = cli("cull", str(shoot), "--json", "--no-cache", "-q", "--top", "3", "--min-sharpness", "100")
-    recs = [json.loads(x) for x in out.splitlines()]
+    recs = [json.loads(x) for x in out.splitlines()][:-1]  # the last line is the summary
     assert len(recs) > 10
     codes = set()
     for r in recs:

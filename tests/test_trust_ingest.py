@@ -203,9 +203,11 @@ def test_raw_signal_measure():
 def test_cli_summary_and_json_say_why_a_file_was_not_judged(jpeg, tmp_path, cli):
     jpeg("tiny.jpg", image=Image.new("RGB", (71, 47), (120, 90, 60)), exif=R6)
     code, out, err = cli("cull", str(tmp_path), "--no-cache", "--json", "-q", "--workers", "1")
-    rec = json.loads(out.splitlines()[0])
+    rec, summary = (json.loads(x) for x in out.splitlines())
     assert code == 3 and rec["bucket"] == "error" and rec["error"]["code"] == "not_judged"
-    assert "71x47" in rec["error"]["message"] and "not_judged" in err
+    assert "71x47" in rec["error"]["message"] and summary["errors"] == {"not_judged": 1}
+    code, out, err = cli("cull", str(tmp_path), "--no-cache", "-q", "--workers", "1")
+    assert code == 3 and "not_judged" in out + err and "71x47" in out + err
 
 
 # -- 15. the walk ------------------------------------------------------------------------------------------

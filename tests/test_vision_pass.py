@@ -321,4 +321,4 @@ def test_the_install_command_is_the_readmes():
     from qrate.extras import vision as vision_extra
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert vision_extra.INSTALL_HINT.replace("pip install", ".venv/bin/pip install") in readme
+    assert vision_extra.INSTALL_HINT in readme  # the very same command, character for character

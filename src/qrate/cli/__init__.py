@@ -115,6 +115,7 @@ def _restore_signal_handlers(old: dict) -> None:
 def _interrupted() -> int:
     signum = _signal_received[0] if _signal_received else None
     _err(f"qrate: {_INTERRUPTED}")
+    _json_error("interrupted", _INTERRUPTED, "run the same command again to resume")
     return 128 + signum if signum else EXIT_INTERRUPTED
 
 
@@ -125,6 +126,8 @@ def _err(text: str) -> None:
 _OS_HINTS = {
     errno.ENOSPC: "the disk is full: free some space and run the same command again",
     errno.EDQUOT: "the disk quota is used up: free some space and run the same command again",
+    errno.EFBIG: "the file grew past what this file system (or the process's file-size limit) allows: free space "
+                 "or choose another folder",
     errno.EROFS: "that file system is read-only: choose a writable folder",
     errno.EACCES: "check the permissions of that file or folder, or choose another",
     errno.EPERM: "check the permissions of that file or folder, or choose another",
@@ -139,8 +142,8 @@ def known_error(e: BaseException) -> QrateError | None:
 
     if isinstance(e, ValidationError):
         err = e.errors()[0] if e.errors() else {"loc": (), "msg": str(e)}
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
-        return QrateError(f"invalid {e.title}: {loc}: {err.get('msg')}",
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        return QrateError(f"invalid {e.title}: " + (f"{loc}: " if loc else "") + str(err.get("msg")),
                           hint="see docs/plan-language.md (intents, plans, presets)")
     if isinstance(e, RecursionError):
         return QrateError("the input is nested too deeply to be read",
@@ -157,16 +160,106 @@ def known_error(e: BaseException) -> QrateError | None:
     return None
 
 
+# -- help for photographers: no Python types in --help (issue 21) ----------------------------------
+# the words shown for a value, by option or argument name; else by type (N, X, TEXT)
+METAVARS = {
+    "paths": "PATH", "in_paths": "PATH", "target": "TARGET", "text": "TEXT", "out_dir": "DIR",
+    "decisions": "DECISIONS.json", "db": "FILE", "directory": "DIR", "out": "PATH", "now": "DATE",
+    "ext": "EXT", "preset": "NAME", "plan_file": "FILE", "set_": "KEY=VALUE", "llm_model": "GGUF",
+    "xmp_map": "SPEC", "buckets": "LIST", "bucket": "BUCKET", "clip_weights": "PATH", "taste": "W",
+    "fmt": "copy|xmp|list", "export": "auto|copy|hardlink|symlink", "xmp_naming": "basename|full|both",
+    "nl": "rules|llm|auto", "which": "plan|intent", "images": "auto|halfcell|unicode|none",
+    "port": "PORT", "seed": "N", "min_sharpness": "X", "max_clip": "X", "burst_seconds": "SECONDS",
+    "cluster": "ADDRESS", "engine": "ENGINE", "path_map": "FROM=TO",
+}
+_BY_TYPE = {"int": "N", "float": "X"}
+
+
+ARGUMENT_METAVARS = {"out_dir": "OUT_DIR"}  # an argument's name where it differs from the option's
+
+
+def _metavar(param) -> str:
+    if param.param_type_name == "argument" and param.name in ARGUMENT_METAVARS:
+        return ARGUMENT_METAVARS[param.name]
+    if param.name in METAVARS:
+        return METAVARS[param.name]
+    bare = param.bare_type() if hasattr(param, "bare_type") else "str"
+    bare = bare[5:-1] if bare.startswith("list[") else bare
+    return _BY_TYPE.get(bare, "TEXT" if param.param_type_name == "option" else (param.name or "VALUE").upper())
+
+
+def _plain_argument_class(base):
+    class PlainArgument(base):  # usage `PATH...` / `[PATH]...`, help `PATH...` (no {braces}, no <types>)
+        def _usage_display_name(self) -> str:
+            name = self.metavar if self.required else f"[{self.metavar}]"
+            return name + ("..." if self.nargs != 1 else "")
+
+        def _rich_display_name(self) -> str:
+            return self.metavar + ("..." if self.nargs != 1 else "")
+
+        def display_type_rich(self, ctx):
+            return None
+
+    return PlainArgument
+
+
+def plain_help(command):
+    """Give every parameter of ``command`` (and of its subcommands) a metavar in words: the
+    one place, so a new command is covered without doing anything."""
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) or param.metavar is not None and param.param_type_name == "option":
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or _metavar(param)
+            if not type(param).__name__ == "PlainArgument":
+                param.__class__ = _plain_argument_class(type(param))
+        else:
+            param.metavar = _metavar(param)
+    return command
+
+
+def click_command():
+    """The click command of the app, with help in words (what ``qrate`` runs)."""
+    import typer.main
+
+    return plain_help(typer.main.get_command(app))
+
+
+def json_requested(argv: list[str]) -> bool:
+    """``--json`` given to the command (before a ``--``): the whole run follows the JSON convention."""
+    return "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+
+
 def run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     _signal_received.clear()
+    _json[0] = json_requested(argv)
     old_handlers = _install_signal_handlers()
+    if _json[0]:
+        from qrate.cli.common import set_json_mode
+
+        set_json_mode(True)
     try:
         return _run(argv, debug)
     finally:
+        if _json[0]:
+            set_json_mode(False)
+        _json[0] = False
         _restore_signal_handlers(old_handlers)
+
+
+_json = [False]  # --json on this command line: errors are a JSON document on stdout too
+
+
+def _json_error(code: str, message: str, hint: str | None) -> None:
+    if _json[0]:
+        from qrate.cli.common import emit, error_document
+
+        emit(error_document(code, line(message), line(hint) if hint else None))
 
 
 def _run(argv: list[str], debug: bool) -> int:
@@ -174,7 +267,7 @@ def _run(argv: list[str], debug: bool) -> int:
         argv = rewrite_legacy(argv)
         # not standalone: click's usage errors (which quote the arguments, untrusted text such as
         # file names) are printed here, cleaned, and typer.Exit comes back as a return value
-        code = app(args=argv, prog_name="qrate", standalone_mode=False)
+        code = click_command()(args=argv, prog_name="qrate", standalone_mode=False)
         code = code if isinstance(code, int) else 0
         # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130: say what happened
         if code == EXIT_INTERRUPTED or _signal_received:
@@ -191,9 +284,11 @@ def _run(argv: list[str], debug: bool) -> int:
         e.show(file=buf)
         for text in buf.getvalue().rstrip("\n").split("\n"):
             _err(text)
+        _json_error("usage", e.format_message(), "see `qrate COMMAND --help`")
         return e.exit_code
     except Abort:
         _err("Aborted!")
+        _json_error("interrupted", "aborted", None)
         return EXIT_ERROR
     except QrateError as e:
         if debug:
@@ -204,15 +299,26 @@ def _run(argv: list[str], debug: bool) -> int:
             traceback.print_exc()
         known = known_error(e)
         if known is not None:
-            return _report(known)
-        _err(f"qrate: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)")
+            return _report(known, "os" if isinstance(e, OSError) else "index" if "index" in known.message else None)
+        message = f"internal error: {type(e).__name__}: {e}"
+        _err(f"qrate: {message} (run with --debug for a traceback)")
+        _json_error("internal", message, "run with --debug for a traceback")
         return EXIT_ERROR
 
 
-def _report(e: QrateError) -> int:
-    _err(f"qrate: error: {e.message}")
+def in_words(message: str) -> str:
+    """An error message without the validator's own phrasing ("(top level): Value error, ")."""
+    return message.replace(": (top level): ", ": ").replace("Value error, ", "")
+
+
+def _report(e: QrateError, code: str | None = None) -> int:
+    from qrate.cli.common import error_code
+
+    message = in_words(e.message)
+    _err(f"qrate: error: {message}")
     if e.hint:
         _err(f"  hint: {e.hint}")
+    _json_error(code or error_code(e), message, e.hint)
     return e.exit_code
 
 

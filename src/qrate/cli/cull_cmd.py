@@ -10,11 +10,10 @@ from typing import Optional
 import typer
 
 from qrate.cli import app, export_opts
-from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths
-from qrate.cli.plan_exec import execute
+from qrate.cli.engine_opts import cluster_option, engine_option, path_map_option
+from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_outside_photos, check_paths
 from qrate.cli.vision_opts import clip_weights_option, vision_option
 from qrate.errors import UsageError
-from qrate.frontend.plans import Built, validate
 from qrate.passes.scan import normalize_exts
 
 
@@ -32,7 +31,8 @@ def cull(
     no_cache: bool = NO_CACHE_OPTION,
     ext: Optional[list[str]] = typer.Option(None, "--ext", help="Only these extensions (repeat or comma-separate)."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes for indexing (0 = one per CPU)."),
-    json_out: bool = typer.Option(False, "--json", help="One JSON record per asset on stdout (summary on stderr)."),
+    json_out: bool = typer.Option(False, "--json", help='JSON Lines on stdout: one {"type": "photo", ...} per '
+                                  'photo, then {"type": "summary", ...}; nothing else (docs/cli.md).'),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     out_dir: Optional[str] = typer.Option(None, "--out-dir", help="Export: best/ good/ maybe/ trash/ folders, XMP "
                                           "sidecars, manifest.jsonl, summary.json and export.txt."),
@@ -48,13 +48,20 @@ def cull(
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symlinked folders (loop-safe) and symlinked files that lead outside the folders given; by default neither is read."),
     vision: bool = vision_option(),
     clip_weights: Optional[str] = clip_weights_option(),
+    engine: Optional[str] = engine_option(),
+    cluster: Optional[str] = cluster_option(),
+    path_map: Optional[list[str]] = path_map_option(),
     taste: Optional[float] = typer.Option(None, "--taste", min=0.0, max=1.0, help="Rank bursts by W * learned taste + (1 - W) * technical score (the model `qrate learn` trains; docs/taste.md)."),
 ) -> None:
     """Pick the best frame of every burst and sort the rest into good / maybe / trash, with reasons.
 
     Exit code 3 (partial) when some files could not be read (bucket "error") or exported.
     """
+    from qrate.cli.plan_exec import execute
+    from qrate.frontend.plans import Built
+
     roots = check_paths(paths)
+    check_outside_photos(roots, out_dir, out)
     exts = normalize_exts(ext)
     if not exts:
         raise UsageError("--ext names no extension")
@@ -66,13 +73,16 @@ def cull(
         follow_symlinks=follow_symlinks, taste=taste,
     )
     execute(Built(plan=plan, origin="flags"), db=db, no_cache=no_cache, workers=workers, json_out=json_out,
-            quiet=quiet, show_plan=False, force=force, vision=vision, clip_weights=clip_weights)
+            quiet=quiet, show_plan=False, force=force, vision=vision, clip_weights=clip_weights,
+            engine=engine, cluster=cluster, path_map=path_map)
 
 
 def flags_plan(*, roots, ext, burst_seconds, dedupe_hamming, dedupe_global, keep_per_burst, top, min_sharpness,
                max_clip, out_dir, out, export, buckets, xmp, xmp_naming, xmp_in_place, xmp_map,
                overwrite_marks=False, follow_symlinks=False, taste=None):
     """The plan that ``qrate cull``'s flags (and the legacy entry point's) stand for."""
+    from qrate.frontend.plans import validate
+
     filters: list[dict] = []
     if min_sharpness is not None:
         filters.append({"op": "min_sharpness", "value": min_sharpness})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from qrate.backends.export import EXPORT_BUCKETS, ExportOptions
-from qrate.backends.xmp import parse_mark
 from qrate.errors import UsageError
+
+if TYPE_CHECKING:  # the backends are imported where used: `qrate --help` starts without them
+    from qrate.backends.export import ExportOptions
 
 
 def export_mode_option():
@@ -52,6 +55,8 @@ def buckets_option(default: str):
 
 
 def parse_buckets(text: str) -> tuple[str, ...]:
+    from qrate.backends.export import EXPORT_BUCKETS
+
     out = tuple(dict.fromkeys(b.strip().lower() for b in text.split(",") if b.strip()))
     bad = [b for b in out if b not in EXPORT_BUCKETS]
     if bad or not out:
@@ -61,6 +66,8 @@ def parse_buckets(text: str) -> tuple[str, ...]:
 
 
 def parse_marks(specs: list[str] | None):
+    from qrate.backends.xmp import parse_mark
+
     marks = []
     for s in specs or []:
         try:
@@ -71,6 +78,8 @@ def parse_marks(specs: list[str] | None):
 
 
 def build(**kw) -> ExportOptions:
+    from qrate.backends.export import ExportOptions
+
     opts = ExportOptions(**kw)
     opts.validate()
     return opts

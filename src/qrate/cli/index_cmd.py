@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from qrate.cli import app
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths, echo_json, open_workspace, progress_bar, stderr, stdout
+from qrate.cli.engine_opts import cluster_option, engine_for, engine_option, path_map_option
 from qrate.cli.safe import clean
 from qrate.cli.vision_opts import analyzers_for, clip_weights_option, vision_option
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
-from qrate.executor import IndexOptions, run_index, status_summary
 from qrate.ir import display_path
 from qrate.passes.scan import normalize_exts
 
@@ -31,18 +29,27 @@ def index(
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks", help="Follow symlinked folders (loop-safe) and symlinked files that lead outside the folders given; by default neither is read."),
     vision: bool = vision_option(),
     clip_weights: Optional[str] = clip_weights_option(),
+    engine: Optional[str] = engine_option(),
+    cluster: Optional[str] = cluster_option(),
+    path_map: Optional[list[str]] = path_map_option(),
 ) -> None:
     """Index photos: metadata, capture time, embedded preview, features, hashes. Never writes into the photo folders.
 
     Exit code 3 (partial) when some files could not be read; each has a per-file error in `qrate status`.
     """
+    from rich.text import Text
+
+    from qrate.executor import IndexOptions, run_index
+
     roots = check_paths(paths)
     exts = normalize_exts(ext)
     if not exts:
         raise UsageError("--ext names no extension")
     opts = IndexOptions(exts=exts, full_hash=full_hash, workers=workers, follow_symlinks=follow_symlinks,
                         analyzers=analyzers_for(None, vision, clip_weights))
-    with open_workspace(db, no_cache, roots=roots) as ws, progress_bar(quiet or json_out) as prog:
+    with engine_for(engine, cluster, path_map, workers) as eng, open_workspace(db, no_cache, roots=roots) as ws, \
+            progress_bar(quiet or json_out) as prog:
+        opts.engine = eng
         report = run_index(roots, ws, opts, prog)
         if json_out:
             echo_json(report.to_dict())
@@ -72,6 +79,10 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print the status as JSON (stable keys, see docs/cli.md)."),
 ) -> None:
     """Summarize the index: counts by format, camera and date, previews, errors, missing files."""
+    from rich.table import Table
+
+    from qrate.executor import status_summary
+
     with open_workspace(db, False, readonly=True) as ws:
         s = status_summary(ws, paths or None)
     if json_out:

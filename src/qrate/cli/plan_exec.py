@@ -15,10 +15,10 @@ from rich.table import Table
 from qrate import __version__
 from qrate.backends import outdir
 from qrate.backends.export import (
-    EXPORT_BUCKETS, check_out_dir, export_cull, json_line, options_from_plan, plan_hash_of, plan_placements,
+    EXPORT_BUCKETS, check_out_dir, export_cull, options_from_plan, plan_hash_of, plan_placements,
 )
-from qrate.cli.common import open_workspace, progress_bar, stderr, stdout
-from qrate.cli.safe import clean, json_text
+from qrate.cli.common import emit_line, open_workspace, progress_bar, stderr, stdout
+from qrate.cli.safe import clean
 from qrate.cli.vision_opts import analyzers_for
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 from qrate.executor import IndexOptions, check_plan_supported, run_plan
@@ -79,7 +79,10 @@ def print_plan(built, console) -> None:
 
 def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, json_out: bool = False,
             quiet: bool = False, show_plan: bool = True, force: bool = False, vision: bool = False,
-            clip_weights: str | None = None) -> None:
+            clip_weights: str | None = None, engine: str | None = None, cluster: str | None = None,
+            path_map: list[str] | None = None) -> None:
+    from qrate.cli.engine_opts import engine_for
+
     plan = built.plan
     if not plan.source.paths:  # like most tools: the folder you are in
         plan = plan.model_copy(update={"source": plan.source.model_copy(update={"paths": [os.getcwd()]})})
@@ -98,17 +101,20 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
         eopts = dataclasses.replace(eopts, list_ledger=outdir.default_ledger())
         if force:  # not part of the plan (or its hash): a decision about this run's output folder
             eopts = dataclasses.replace(eopts, force=True)
-        eopts.validate()
         if eopts.out_dir:
             check_out_dir(eopts.out_dir, roots)
+        eopts = _list_in_new_out_dir(eopts, dry_run)
+        eopts.validate()
     console = stderr if json_out else stdout
     if show_plan:
         print_plan(built, console)
     exts = normalize_exts(plan.source.extensions) if plan.source.extensions else normalize_exts(None)
     if not exts:
         raise UsageError("source.extensions names no extension")
-    with open_workspace(db, no_cache, roots=roots) as ws, progress_bar(quiet or json_out) as prog:
-        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers, follow_symlinks=plan.source.follow_symlinks),
+    with engine_for(engine, cluster, path_map, workers) as eng, open_workspace(db, no_cache, roots=roots) as ws, \
+            progress_bar(quiet or json_out) as prog:
+        run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers, follow_symlinks=plan.source.follow_symlinks,
+                                                     engine=eng),
                        prog, analyzers=analyzers)
         result = run.result
         xreport = None
@@ -121,11 +127,20 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
                                "unrated_because": dict(run.rating_notes),
                                "eyes_open_left_out": dict(run.eyes_left_out)},
             )
-    if json_out:
-        out = sys.stdout
+    report = run.index_report
+    partial = result.counts()["error"] > 0 or bool(report and report.folder_errors) or bool(xreport and xreport.errors)
+    code = EXIT_PARTIAL if partial else EXIT_OK
+    if json_out:  # JSON Lines: one record per photo, then the summary (docs/cli.md)
         for a, d in zip(result.assets, result.decisions):
-            out.write(json_text(json_line(d.to_dict(a))) + "\n")
-        out.flush()
+            emit_line({"type": "photo", **d.to_dict(a)})
+        summary = summary_record(plan, run, xreport, dry_run, code)
+        if dry_run:
+            summary["would_write"] = would_write(result, eopts)
+        emit_line(summary)
+        sys.stdout.flush()
+        for note in built.notes:
+            stderr.print(f"note: {clean(note)}")
+        raise typer.Exit(code)
     print_summary(result, run.index_report, console)
     if run.excluded:
         c = Counter(run.excluded.values())
@@ -139,11 +154,111 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
                       "summary.json unrated_because)")
     if dry_run:
         print_dry_run(result, eopts, console)
-    elif xreport is not None:
-        print_export(xreport, console)
-    report = run.index_report
-    partial = result.counts()["error"] > 0 or bool(report and report.folder_errors) or bool(xreport and xreport.errors)
-    raise typer.Exit(EXIT_PARTIAL if partial else EXIT_OK)
+    else:
+        print_picks(result, roots, xreport, console)
+        if xreport is not None:
+            print_export(xreport, console)
+        page = report_page(xreport)
+        if page:
+            console.print(f"report: {display_path(page)}  (open it in a browser: the picks and why)", markup=False)
+    raise typer.Exit(code)
+
+
+def _list_in_new_out_dir(eopts, dry_run: bool):
+    """``--out OUT/export.txt --out-dir OUT``: the list file's folder is the output folder that
+    this run creates, so it is created first (a dry run checks the rest and writes nothing)."""
+    if not (eopts.list_path and eopts.out_dir):
+        return eopts
+    parent = os.path.dirname(os.path.abspath(eopts.list_path))
+    if os.path.lexists(parent) or os.path.abspath(eopts.out_dir) != parent:
+        return eopts
+    if dry_run:
+        return dataclasses.replace(eopts, list_path=None)
+    os.makedirs(parent, exist_ok=True)
+    return eopts
+
+
+def would_write(result, eopts) -> dict:
+    """A dry run's outputs: files per folder of the output folder (``.`` its top), sidecars beside
+    the originals, the list file."""
+    if eopts is None:
+        return {}
+    placements = plan_placements(result.assets, result.decisions, eopts)
+    beside = sum(1 for p in placements if os.path.isabs(p.to))
+    folders = Counter(os.path.dirname(p.to) or "." for p in placements if not os.path.isabs(p.to))
+    return {"out_dir": eopts.out_dir, "folders": dict(sorted(folders.items())),
+            "sidecars_beside_originals": beside, "list": eopts.list_path}
+
+
+def report_page(xreport) -> str | None:
+    """The report.html an export wrote, if any."""
+    if xreport is None:
+        return None
+    return next((p for p in xreport.written if os.path.basename(p) == "report.html"), None)
+
+
+PICKS_SHOWN = 20
+
+
+def _relative(path: str, roots: list[str]) -> str:
+    for r in roots:
+        base = r if os.path.isdir(r) else os.path.dirname(r)
+        if path.startswith(base.rstrip(os.sep) + os.sep):
+            return os.path.relpath(path, base)
+    return path
+
+
+def print_picks(result, roots, xreport, console) -> None:
+    """The picks, compactly: path relative to the shoot, stars, the main reason in a few words
+    (the first PICKS_SHOWN, then where the rest is)."""
+    from qrate.backends.explain import sentence
+
+    picks = [(a, d) for a, d in zip(result.assets, result.decisions) if d.bucket == "best"]
+    if not picks:
+        return
+    t = Table(title=None, show_header=True, header_style="bold", box=None, pad_edge=False)
+    t.add_column("pick")
+    t.add_column("stars", justify="right")
+    t.add_column("why")
+    for a, d in picks[:PICKS_SHOWN]:
+        rating = (d.mark or {}).get("rating") if isinstance(d.mark, dict) else None
+        why = sentence(d.reasons[0]) if d.reasons else ""
+        t.add_row(display_path(_relative(a.path, roots)), "-" if rating is None else str(rating),
+                  clean(why if len(why) <= 60 else why[:59] + "…"))
+    console.print(f"picks ({len(picks)}):")
+    console.print(t)
+    if len(picks) > PICKS_SHOWN:
+        where = (f"{display_path(os.path.join(xreport.out_dir, 'manifest.jsonl'))} / report.html"
+                 if xreport is not None and xreport.out_dir else "`qrate cull --json` or --out-dir for a report")
+        console.print(f"... {len(picks) - PICKS_SHOWN} more (see {where})", markup=False)
+
+
+def summary_record(plan, run, xreport, dry_run: bool, code: int) -> dict:
+    """The last JSON line of ``cull``/``run --json``: what the summary table and lines say."""
+    result, report = run.result, run.index_report
+    return {
+        "type": "summary",
+        "files": len(result.assets),
+        "counts": result.counts(),
+        "bursts": result.bursts,
+        "multi_frame_bursts": result.multi_frame_bursts,
+        "clusters": result.clusters,
+        "flags": dict(result.flag_counts()),
+        # per-file errors by code (the photo lines carry each one): what the plain summary lists
+        "errors": dict(sorted(Counter((d.error or a.error).code for a, d in zip(result.assets, result.decisions)
+                                      if (d.error or a.error) is not None).items())),
+        "index": report.to_dict() if report is not None else None,
+        "timings": {"index_s": round(report.timings.get("total", 0.0), 4) if report else 0.0,
+                    "cull_s": round(result.timings.get("total", 0) + result.timings.get("load", 0), 4)},
+        "excluded_by_filter": dict(Counter(run.excluded.values())),
+        "eyes_open_left_out": dict(run.eyes_left_out),
+        "unrated_because": dict(run.rating_notes),
+        "plan_hash": plan_hash_of(plan),
+        "dry_run": dry_run,
+        "export": xreport.to_dict() if xreport is not None else None,
+        "report": report_page(xreport),
+        "exit_code": code,
+    }
 
 
 def print_summary(result, report, console) -> None:

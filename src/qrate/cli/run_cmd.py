@@ -6,19 +6,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from qrate.cli import app, export_opts
-from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, stderr, stdout
+from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_outside_photos, emit, stderr, stdout
 from qrate.cli.llm_opts import LLM_MODEL_OPT, NL_OPT, VERBOSE_OPT, filler_for, report_llm
-from qrate.cli.plan_exec import execute, print_plan
+from qrate.cli.engine_opts import cluster_option, engine_option, path_map_option
 from qrate.cli.vision_opts import clip_weights_option, vision_option
-from qrate.cli.safe import clean, json_text, line
+from qrate.cli.safe import clean, line
 from qrate.errors import EXIT_OK, EXIT_USAGE, QrateError, UsageError
-from qrate.frontend import plans
-from qrate.readers.safeio import read_regular
+
+if TYPE_CHECKING:  # imported where used: `qrate --help` starts without the plan models (docs/performance.md)
+    from qrate.frontend import plans
 
 MAX_MANIFEST_BYTES = 1 << 30  # a manifest line is about 1 KB; a million photos fit
 
@@ -34,6 +35,8 @@ YES_OPT = typer.Option(False, "--yes", "-y", help="Run even though some words of
 
 
 def _build(text, preset, plan_file, sets, now, in_paths, out_dir, nl="rules", filler=None, cameras=None) -> plans.Built:
+    from qrate.frontend import plans
+
     if not (text or preset or plan_file):
         raise UsageError("nothing to run", hint='give text ("best 20 from yesterday"), --preset NAME or --plan FILE')
     return plans.build(text=text, preset=preset, plan_file=plan_file, sets=sets, now=plans.parse_now(now),
@@ -84,7 +87,8 @@ def run(
     db: Optional[str] = DB_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes for indexing (0 = one per CPU)."),
-    json_out: bool = typer.Option(False, "--json", help="One JSON record per asset on stdout."),
+    json_out: bool = typer.Option(False, "--json", help='JSON Lines on stdout: one {"type": "photo", ...} per '
+                                  'photo, then {"type": "summary", ...}; nothing else (docs/cli.md).'),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     nl: str = NL_OPT,
     llm_model: Optional[str] = LLM_MODEL_OPT,
@@ -93,6 +97,9 @@ def run(
     force: bool = export_opts.force_option(),
     vision: bool = vision_option(),
     clip_weights: Optional[str] = clip_weights_option(),
+    engine: Optional[str] = engine_option(),
+    cluster: Optional[str] = cluster_option(),
+    path_map: Optional[list[str]] = path_map_option(),
     yes: bool = YES_OPT,
 ) -> None:
     """Compile an intent, a preset or a plan file into a plan and run it.
@@ -101,11 +108,16 @@ def run(
     """
     if overwrite_marks:  # the same as --set outputs.xmp.overwrite_marks=true
         set_ = [*(set_ or []), "outputs.xmp.overwrite_marks=true"]
+    if in_paths and out_dir:
+        check_outside_photos([p for p in in_paths if os.path.exists(p)], out_dir)
     built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose,
                       index_cameras(text, db, no_cache, in_paths))
     shown = confirm_partial(built, yes=yes, dry_run=dry_run, console=stderr if json_out else stdout)
+    from qrate.cli.plan_exec import execute
+
     execute(built, db=db, no_cache=no_cache, workers=workers, dry_run=dry_run, json_out=json_out, quiet=quiet,
-            force=force, vision=vision, clip_weights=clip_weights, show_plan=not shown)
+            force=force, vision=vision, clip_weights=clip_weights, show_plan=not shown, engine=engine, cluster=cluster,
+            path_map=path_map)
 
 
 def _writes(plan) -> bool:
@@ -120,6 +132,8 @@ def confirm_partial(built, *, yes: bool, dry_run: bool, console) -> bool:
     unknown = list(built.slots.unknown) if built.slots is not None else []
     if not unknown or yes or dry_run or not _writes(built.plan):
         return False
+    from qrate.cli.plan_exec import print_plan
+
     print_plan(built, console)
     words = ", ".join(repr(w) for w in unknown)
     if sys.stdin.isatty() and sys.stdout.isatty():
@@ -139,7 +153,8 @@ def plan_command(
     in_paths: Optional[list[str]] = IN_OPT,
     out_dir: Optional[str] = OUT_DIR_OPT,
     now: Optional[str] = NOW_OPT,
-    json_out: bool = typer.Option(False, "--json", help="Only the plan JSON (valid against schemas/plan.schema.json)."),
+    json_out: bool = typer.Option(False, "--json", help="Only the plan JSON (valid against schemas/plan.schema.json); "
+                                  "with --compare or --explain-words their result as one JSON document."),
     nl: str = NL_OPT,
     llm_model: Optional[str] = LLM_MODEL_OPT,
     verbose: bool = VERBOSE_OPT,
@@ -151,19 +166,21 @@ def plan_command(
 ) -> None:
     """Compile only: print the plan (a readable summary, then its JSON). Reads no photo."""
     if compare:
-        _compare(text, preset, set_, now, in_paths, out_dir, llm_model, verbose)
+        _compare(text, preset, set_, now, in_paths, out_dir, llm_model, verbose, json_out)
         return
     built = _build_nl(text, preset, plan_file, set_, now, in_paths, out_dir, nl, llm_model, verbose,
                       index_cameras(text, db, False, in_paths))
     if explain_words:
-        _explain_words(built, text, now)
+        _explain_words(built, text, now, json_out)
         return
     data = built.plan.model_dump(mode="json")
     if json_out:
-        sys.stdout.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+        emit(data)
         for n in built.notes:
             print(line(f"note: {n}"), file=sys.stderr)
         return
+    from qrate.cli.plan_exec import print_plan
+
     print_plan(built, stdout)
     if built.slots is not None:
         slots = built.slots.model_dump(exclude_defaults=True)
@@ -171,9 +188,10 @@ def plan_command(
     stdout.print(json.dumps(data, indent=2, ensure_ascii=False), markup=False)
 
 
-def _explain_words(built, text, now) -> None:
+def _explain_words(built, text, now, json_out: bool = False) -> None:
     from rich.table import Table
 
+    from qrate.frontend import plans
     from qrate.frontend.compiler import explain_words
     from qrate.frontend.rules import corrections
 
@@ -181,6 +199,10 @@ def _explain_words(built, text, now) -> None:
         raise UsageError("--explain-words needs the words to compile",
                          hint='qrate plan --explain-words "best 20 from yesterday"')
     rows = explain_words(built.slots, plans.parse_now(now), text, corrections(text))
+    if json_out:
+        emit({"words": [{"words": r["words"], "read_as": r["slot"], "plan": list(r["effect"])} for r in rows],
+              "notes": list(built.notes)})
+        return
     t = Table(title=None, show_header=True, header_style="bold")
     for col in ("words", "read as", "plan"):
         t.add_column(col)
@@ -206,7 +228,7 @@ def _plan_rows(plan) -> dict[str, str]:
     return rows
 
 
-def _compare(text, preset, sets, now, in_paths, out_dir, llm_model, verbose) -> None:
+def _compare(text, preset, sets, now, in_paths, out_dir, llm_model, verbose, json_out: bool = False) -> None:
     from rich.table import Table
 
     from qrate.cli.llm_opts import LazyFiller
@@ -217,6 +239,14 @@ def _compare(text, preset, sets, now, in_paths, out_dir, llm_model, verbose) -> 
     filler = LazyFiller(llm_model)
     llmed = _build(text, preset, None, sets, now, in_paths, out_dir, "llm", filler)
     a, b = _plan_rows(ruled.plan), _plan_rows(llmed.plan)
+    same = ruled.plan.model_dump(exclude={"description"}) == llmed.plan.model_dump(exclude={"description"})
+    if json_out:
+        emit({label: {"plan": bt.plan.model_dump(mode="json"),
+                      "slots": bt.slots.model_dump(exclude_defaults=True, mode="json") if bt.slots else {},
+                      "notes": list(bt.notes)} for label, bt in (("rules", ruled), ("llm", llmed))} | {"same": same})
+        if verbose:
+            report_llm(filler.llm, stderr)
+        return
     t = Table(title=f"{text!r}", show_header=True, header_style="bold")
     t.add_column("")
     t.add_column("rules")
@@ -231,7 +261,6 @@ def _compare(text, preset, sets, now, in_paths, out_dir, llm_model, verbose) -> 
         stdout.print(f"{label} slots: " + json.dumps(slots, ensure_ascii=False), markup=False)
         for n in built.notes:
             stdout.print(f"{label} note: {clean(n)}")
-    same = ruled.plan.model_dump(exclude={"description"}) == llmed.plan.model_dump(exclude={"description"})
     stdout.print("the two plans are the same" if same else "the plans differ: review before running", markup=False)
     if verbose:
         report_llm(filler.llm, stderr)
@@ -254,6 +283,8 @@ def schema(
                                "under --dir."),
     directory: str = typer.Option(".", "--dir", help="Project folder for --write."),
     which: str = typer.Option("plan", "--which", help="plan or intent."),
+    json_out: bool = typer.Option(False, "--json", help="The same (the schema is JSON); with --write, the files "
+                                  "written as JSON."),
 ) -> None:
     """Print the JSON Schema of plans (generated from the pydantic models)."""
     if which not in ("plan", "intent"):
@@ -265,22 +296,37 @@ def schema(
 
     folder = os.path.join(directory, "schemas")
     os.makedirs(folder, exist_ok=True)
+    written = []
     for name in ("plan", "intent"):
         path = os.path.join(folder, f"{name}.schema.json")
         write_text(path, schema_text(name))
+        written.append(os.path.abspath(path))
         stdout.print(f"wrote {path}")
+    if json_out:
+        emit({"written": written})
 
 
 @app.command("presets")
-def presets_command() -> None:
+def presets_command(
+    json_out: bool = typer.Option(False, "--json", help='{"presets": [{"name", "description", "origin", "valid"}]}.'),
+) -> None:
     """List the presets (built-in, and yours in $XDG_CONFIG_HOME/qrate/presets/) with a one-line description."""
+    from qrate.frontend import plans
+
+    rows = []
     for name, (origin, text) in sorted(plans.presets().items()):
+        valid = True
         try:
             desc = plans.validate(plans.load_yaml(text, f"preset {name!r}"), f"preset {name!r}").description or ""
         except QrateError as e:
-            desc = f"(invalid: {e.message})"
-        where = "" if origin == "built-in" else f"  [{origin}]"
-        stdout.print(f"{clean(name):<20} {clean(desc)}{clean(where)}")
+            desc, valid = f"(invalid: {e.message})", False
+        rows.append({"name": name, "description": desc, "origin": origin, "valid": valid})
+    if json_out:
+        emit({"presets": rows})
+        return
+    for r in rows:
+        where = "" if r["origin"] == "built-in" else f"  [{r['origin']}]"
+        stdout.print(f"{clean(r['name']):<20} {clean(r['description'])}{clean(where)}")
 
 
 @app.command()
@@ -288,7 +334,8 @@ def explain(
     target: str = typer.Argument(..., help="An output folder, a manifest.jsonl, or a photo."),
     all_: bool = typer.Option(False, "--all", help="Every photo, not only the picks."),
     bucket: Optional[str] = typer.Option(None, "--bucket", help="Only photos of this bucket."),
-    json_out: bool = typer.Option(False, "--json", help="The raw machine reasons, one JSON line per photo."),
+    json_out: bool = typer.Option(False, "--json", help='The raw machine reasons as one JSON document: '
+                                  '{"photos": [{"path", "bucket", "reasons"}], "count"}.'),
     db: Optional[str] = DB_OPTION,
     polish: bool = typer.Option(False, "--polish", help="Let the local LLM rephrase each explanation; a verifier "
                                 "keeps it only if every number, file name and reason is in the machine reasons."),
@@ -315,12 +362,12 @@ def explain(
         from qrate.extras.llm import Polisher, load
 
         polisher = Polisher(load(llm_model))
+    if json_out:
+        emit({"photos": [{"path": r["path"], "bucket": r.get("bucket"), "reasons": r.get("reasons")} for r in records],
+              "count": len(records)})
+        raise typer.Exit(EXIT_OK)
     kept = 0
     for r in records:
-        if json_out:
-            sys.stdout.write(json_text(json.dumps({"path": r["path"], "bucket": r.get("bucket"),
-                                                   "reasons": r.get("reasons")}, ensure_ascii=True)) + "\n")
-            continue
         text = clean(explain_record(r))
         if polisher is not None:
             from qrate.frontend.nl import verify_polish
@@ -341,6 +388,8 @@ def explain(
 
 
 def _records_for(target: str, db: Optional[str]) -> list[dict]:
+    from qrate.readers.safeio import read_regular
+
     if os.path.isdir(target) and os.path.exists(os.path.join(target, "manifest.jsonl")):
         target = os.path.join(target, "manifest.jsonl")
     if target.endswith(".jsonl") and os.path.isfile(target):

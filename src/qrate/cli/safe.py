@@ -48,6 +48,9 @@ def json_text(text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+UNWRAPPED_WIDTH = 10_000  # the width a console that is not a terminal renders to
+
+
 class SafeConsole(Console):
     """A Rich console that never interprets the text it prints: no markup, no emoji codes, no
     highlighting, and every string it renders (print arguments, table cells) cleaned of controls.
@@ -57,6 +60,27 @@ class SafeConsole(Console):
     def __init__(self, **kw) -> None:
         kw.update(markup=False, emoji=False, highlight=False)
         super().__init__(**kw)
+
+    @property
+    def size(self):
+        """Not a terminal (piped, redirected, captured): no wrapping at 80 columns -- a line is
+        folded only by the terminal that shows it (issue 21)."""
+        dims = Console.size.fget(self)
+        if self._width is None and not self.is_terminal:
+            return dims._replace(width=UNWRAPPED_WIDTH)
+        return dims
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+    @property
+    def width(self) -> int:
+        return self.size.width
+
+    @width.setter
+    def width(self, width: int) -> None:
+        self._width = width
 
     def render_str(self, text: str, **kw):  # every str -> Text conversion of Console and Table
         kw["markup"] = False

