@@ -12,7 +12,11 @@ Generates realistic shoots (benchmarks/shoots.py), then measures, median of ``--
 - per-stage cost of one file on one core (open/probe/EXIF, preview read, decode, shrink, features,
   hashes) and the SQLite write share of a cold run;
 - anchors in the same run, as ratios: ``exiftool -b -PreviewImage`` in batch mode, a naive rawpy
-  ``postprocess()``, imagehash pHash, and blake3 of every whole file.
+  ``postprocess()``, imagehash pHash, and blake3 of every whole file;
+- issue 20: ``qrate index --no-cache`` (CLI, 2-core pool) against the one-core floor loop (rawpy
+  ``extract_thumb`` + a grayscale half-size DCT decode) on the same DNGs for ``--floor`` sizes
+  (200, 1,000, 5,000), wall and CPU (whole process tree) ratios; ``--only-floor`` runs just that
+  and the stage profile (CPU ms), into benchmarks/results/perf-floor.json.
 
 Prints tables and writes benchmarks/results/perf.json. Files are read from the page cache (each
 measured run follows a warm-up read of the shoot).
@@ -24,6 +28,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -178,6 +183,8 @@ def scale_run(folder: str, db: str) -> dict:
 
 # -- stages on one core -------------------------------------------------------------------------------
 def stages(paths: list[str]) -> dict:
+    """CPU ms per file of each step of qrate's per-file path, on one core (``time.process_time``:
+    the machine may be shared), the same steps in the same order as ``passes/preview.decode``."""
     from PIL import Image
 
     from qrate.passes import features, hashes
@@ -188,12 +195,12 @@ def stages(paths: list[str]) -> dict:
     acc: dict[str, float] = {}
 
     def tick(k: str, t0: float) -> float:
-        now = time.perf_counter()
+        now = time.process_time()
         acc[k] = acc.get(k, 0.0) + now - t0
         return now
 
     for p in paths:
-        t = time.perf_counter()
+        t = time.process_time()
         with open(p, "rb") as f:
             src = Source(f, os.fstat(f.fileno()).st_size, p)
             c = probe(src)
@@ -206,7 +213,7 @@ def stages(paths: list[str]) -> dict:
         img.draft("L", (int(img.width * s + 0.999), int(img.height * s + 0.999)))
         img.load()
         t = tick("decode (gray, DCT-scaled)", t)
-        g = P.feature_image(img)
+        g = P.shrink(img, P.FEATURE_EDGE)
         t = tick("shrink to 512 (box)", t)
         features.compute(g, 400)
         t = tick("features", t)
@@ -214,6 +221,135 @@ def stages(paths: list[str]) -> dict:
         hashes.bytes_key(g.tobytes())
         tick("hashes", t)
     return {k: v / len(paths) * 1000 for k, v in acc.items()}
+
+
+# -- the one-core floor (issue 20) ------------------------------------------------------------------
+def floor_loop(paths: list[str]) -> dict:
+    """The issue's floor: a bare single-core Python loop that extracts each file's embedded preview
+    with rawpy (LibRaw's ``extract_thumb``) and DCT-decodes it to grayscale at about half size
+    (PIL ``draft``), nothing else. Wall and CPU seconds of this process."""
+    import rawpy
+    from PIL import Image
+
+    w0, c0 = time.perf_counter(), time.process_time()
+    for p in paths:
+        with rawpy.imread(p) as raw:
+            data = raw.extract_thumb().data
+        img = Image.open(io.BytesIO(data))
+        img.draft("L", ((img.width + 1) // 2, (img.height + 1) // 2))
+        img.load()
+    return {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0}
+
+
+def _subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``),
+    so that the CPU time of qrate's forkserver and pool workers, which outlive their parent's view,
+    lands in ``RUSAGE_CHILDREN`` once they are reaped here."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap(limit_s: float = 10.0) -> None:
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.01)
+
+
+def qrate_cli_cold(folder: str) -> dict:
+    """``qrate index --no-cache FOLDER`` as a user runs it (CLI start, pool, every file, in-memory
+    index): wall seconds, and CPU seconds of the whole process tree (main, forkserver, workers)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "qrate")
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "qrate"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run([*cmd, "index", "--no-cache", folder], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    _reap()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"qrate index failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return {"wall_s": wall, "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)}
+
+
+def _proc_cost(cmd: list[str], runs: int = 5) -> dict:
+    """Median wall and CPU (user+sys, the process and what it reaped) of ``cmd`` over ``runs``."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, ru = os.wait4(p.pid, 0)
+        walls.append(time.perf_counter() - t)
+        cpus.append(ru.ru_utime + ru.ru_stime)
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+
+
+def fixed_costs(work: str, tmpl: list[bytes], sizes: tuple[int, int] = (200, 1000), runs: int = 3) -> dict:
+    """Ingest's fixed costs (issue 20): ``qrate --help`` and ``qrate status`` start-up (median of 5),
+    and the fixed part of a cold ``qrate index --no-cache`` = total - files x marginal, the marginal
+    cost per file taken between the two shoot sizes (best of ``runs`` each); and the stripped
+    ExifTool samples (/work/shared/samples/exiftool) when present."""
+    exe = os.path.join(os.path.dirname(sys.executable), "qrate")
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "qrate"]
+    out: dict = {"help": _proc_cost([*cmd, "--help"])}
+    small = os.path.join(work, f"floor-{sizes[0]}")
+    if not os.path.isdir(small):
+        shoots.write_shoot(small, tmpl, sizes[0], "DNG")
+    db = os.path.join(work, "fixed-status.sqlite")
+    subprocess.run([*cmd, "index", "-q", "--db", db, small], capture_output=True, check=False)
+    out["status"] = _proc_cost([*cmd, "status", "--db", db])
+    walls = {}
+    for n in sizes:
+        folder = os.path.join(work, f"floor-{n}")
+        if not os.path.isdir(folder):
+            shoots.write_shoot(folder, tmpl, n, "DNG")
+        _warm_cache([os.path.join(folder, x) for x in os.listdir(folder)])
+        walls[n] = min(qrate_cli_cold(folder)["wall_s"] for _ in range(runs))
+    (n1, n2) = sizes
+    marginal = (walls[n2] - walls[n1]) / (n2 - n1)
+    out["index"] = {"wall_s": {str(n): walls[n] for n in sizes}, "marginal_ms_per_file": marginal * 1000,
+                    "fixed_s": walls[n1] - n1 * marginal}
+    samples = "/work/shared/samples/exiftool"
+    if os.path.isdir(samples):
+        out["exiftool_samples"] = _proc_cost([*cmd, "index", "--no-cache", "-q", "-j", "1", samples], runs=1)
+    return out
+
+
+def floor_ratio(work: str, tmpl: list[bytes], sizes: list[int], runs: int) -> dict:
+    """qrate's cold ``index --no-cache`` against the one-core floor loop, on the same generated DNGs
+    (1620x1080 preview in a SubIFD), same process run, files in the page cache; best of ``runs``
+    for each (the machine may be shared: the minimum is the least disturbed run).
+
+    Wall ratio: qrate (2 cores) wall / floor (1 core) wall, the issue's measure. CPU ratio: the
+    CPU seconds of qrate's whole process tree over the floor's; on an idle machine with N cores
+    the wall ratio approaches ``cpu_ratio / N`` plus qrate's serial part."""
+    out: dict = {"subreaper": _subreaper()}
+    for n in sizes:
+        folder = os.path.join(work, f"floor-{n}")
+        if not os.path.isdir(folder):
+            shoots.write_shoot(folder, tmpl, n, "DNG")
+        paths = sorted(os.path.join(folder, x) for x in os.listdir(folder))
+        _warm_cache(paths)
+        floors = [floor_loop(paths) for _ in range(runs)]
+        qr = [qrate_cli_cold(folder) for _ in range(runs)]
+        fw, fc = min(f["wall_s"] for f in floors), min(f["cpu_s"] for f in floors)
+        qw, qc = min(q["wall_s"] for q in qr), min(q["cpu_s"] for q in qr)
+        out[str(n)] = {"files": n, "floor_wall_s": fw, "floor_cpu_s": fc, "floor_files_per_s": n / fw,
+                       "qrate_wall_s": qw, "qrate_cpu_s": qc, "qrate_files_per_s": n / qw,
+                       "ratio_wall": qw / fw, "ratio_cpu": qc / fc,
+                       "qrate_cpu_ms_per_file": qc / n * 1000, "floor_cpu_ms_per_file": fc / n * 1000,
+                       "floor_runs": floors, "qrate_runs": qr}
+        if n >= 5000:
+            shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 # -- anchors ---------------------------------------------------------------------------------------
@@ -339,6 +475,10 @@ def main() -> None:
     ap.add_argument("--mid", type=int, default=1000, help="files in the mid-size-preview shoot")
     ap.add_argument("--big", type=int, default=150, help="files in the full-size and JPEG shoots")
     ap.add_argument("--scale", type=int, nargs="+", default=[2000, 20000])
+    ap.add_argument("--floor", type=int, nargs="*", default=[200, 1000, 5000],
+                    help="shoot sizes for qrate against the one-core floor loop (issue 20)")
+    ap.add_argument("--only-floor", action="store_true", help="only the floor comparison and the stage profile")
+    ap.add_argument("--only-fixed", action="store_true", help="only the fixed costs: start-up, pool, exiftool")
     ap.add_argument("--quick", action="store_true", help="small sizes, one run (a smoke test of the benchmark)")
     ap.add_argument("--keep", default=None, help="work in (and keep) this folder")
     ap.add_argument("--child", nargs=2, metavar=("FOLDER", "DB"), help=argparse.SUPPRESS)
@@ -347,10 +487,32 @@ def main() -> None:
         scale_child(*args.child)
         return
     if args.quick:
-        args.runs, args.mid, args.big, args.scale = 1, 200, 20, [500, 2000]
+        args.runs, args.mid, args.big, args.scale, args.floor = 1, 200, 20, [500, 2000], [200]
     work = args.keep or shoots.scratch()
     t_all = time.perf_counter()
     res: dict = {"cpu": os.cpu_count(), "runs": args.runs, "python": sys.version.split()[0]}
+    if args.only_fixed:
+        res["fixed"] = fixed_costs(work, shoots.templates("mid", os.path.join(work, "tmpl")), runs=args.runs)
+        print(json.dumps(res["fixed"], indent=1))
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    if args.only_floor:
+        print("floor comparison ...", flush=True)
+        res["floor"] = floor_ratio(work, shoots.templates("mid", os.path.join(work, "tmpl")), args.floor, args.runs)
+        f200 = os.path.join(work, f"floor-{args.floor[0]}")
+        res["stages_ms"] = {"mid": stages(sorted(os.path.join(f200, x) for x in os.listdir(f200))[:100])}
+        res["total_s"] = time.perf_counter() - t_all
+        report_floor(res)
+        print("per-file stages on one core, CPU ms")
+        for lay, st in res["stages_ms"].items():
+            print(f"  {lay}: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()) + f" (sum {sum(st.values()):.1f})")
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "perf-floor.json"), "w") as f:
+            json.dump(res, f, indent=1, sort_keys=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return
 
     print("generating shoots ...", flush=True)
     t = time.perf_counter()
@@ -373,6 +535,9 @@ def main() -> None:
         paths = sorted(os.path.join(folder, x) for x in os.listdir(folder))
         _warm_cache(paths)
         res["ingest"][lay] = ingest_runs(folder, work, args.runs)
+
+    print("floor comparison ...", flush=True)
+    res["floor"] = floor_ratio(work, shoots.templates("mid", os.path.join(work, "tmpl")), args.floor, args.runs)
 
     print("metadata-scale runs ...", flush=True)
     res["scale"] = {}
@@ -414,7 +579,22 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def report_floor(res: dict) -> None:
+    fl = res["floor"]
+    print()
+    print("qrate index --no-cache (2-core pool) against the one-core floor loop (rawpy extract + grey 1/2 DCT decode),")
+    print("same DNGs (1620x1080 preview), page cache, best of runs. wall: elapsed; CPU: user+sys of all processes")
+    print(f"{'files':>7}{'floor f/s':>11}{'qrate f/s':>11}{'ratio wall':>12}{'floor CPU ms/f':>16}"
+          f"{'qrate CPU ms/f':>16}{'ratio CPU':>11}")
+    for n, r in fl.items():
+        if not isinstance(r, dict):
+            continue
+        print(f"{n:>7}{r['floor_files_per_s']:>11.0f}{r['qrate_files_per_s']:>11.0f}{r['ratio_wall']:>12.2f}"
+              f"{r['floor_cpu_ms_per_file']:>16.2f}{r['qrate_cpu_ms_per_file']:>16.2f}{r['ratio_cpu']:>11.2f}")
+
+
 def report(res: dict) -> None:
+    report_floor(res)
     print()
     print(f"ingest (files in page cache, {res['cpu']} CPUs, median of {res['runs']})")
     print(f"{'layout':<34}{'files':>7}{'cold f/s':>10}{'warm s':>9}{'warm f/s':>11}{'1% changed s':>14}{'SQLite share':>14}")

@@ -7,6 +7,7 @@ everything it committed and the next run resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -16,19 +17,23 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from qrate.cache.index import Index
 from qrate.errors import FileError, ReadError
 from qrate.ir import Asset, camera_name
-from qrate.passes import features as features_mod
-from qrate.passes import hashes, preview, registry
-from qrate.passes.cull import CullParams, CullResult, cull
-from qrate.passes.ingest import IngestOptions, IngestResult, analysis_preview, failed, ingest_one, pair_note
+from qrate.passes import registry
 from qrate.passes.scan import ScanEntry, normalize_exts, scan
-from qrate.readers.safeio import UnsafeFileError
+
+# the passes that decode images (numpy, PIL, rawpy) are imported where they run, not here: `qrate
+# status` and `qrate --help` start without them (docs/performance.md, fixed costs); the workers
+# get them from the forkserver's preload
+if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import ProcessPoolExecutor
+
+    from qrate.passes.cull import CullParams, CullResult
+    from qrate.passes.ingest import IngestOptions, IngestResult
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH = 64
@@ -41,16 +46,25 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _preview_options():
+    from qrate.passes.preview import PreviewOptions
+
+    return PreviewOptions()
+
+
 @dataclass(slots=True)
 class IndexOptions:
     exts: frozenset[str] = field(default_factory=lambda: normalize_exts(None))
     full_hash: bool = False
     workers: int = 0  # 0 = one per CPU
-    preview: preview.PreviewOptions = field(default_factory=preview.PreviewOptions)
+    preview: preview.PreviewOptions = field(default_factory=lambda: _preview_options())
     exiftool_metadata: bool = True
     follow_symlinks: bool = False  # symlinked folders (and files leading out of the tree) are read
     #: optional passes to run after ingest (passes/registry.py): analyzers built by their extras
     analyzers: tuple = ()
+    #: where the per-file work runs: None = the local process pool; else an engine object with
+    #: ``map(fn, items, init_arg, on_crash)`` (built by qrate.extras.distributed; docs/distributed.md)
+    engine: object | None = None
 
 
 @dataclass(slots=True)
@@ -112,13 +126,23 @@ class Workspace:
 
 # -- worker side --------------------------------------------------------------------------------
 _WORKER_OPTS: IngestOptions | None = None
+#: a run's shared pool: every map's init argument, handed to each worker once (see _RunPool)
+_WORKER_CONTEXTS: tuple = ()
 
 
-def _init_worker(opts: IngestOptions, main_pid: int | None = None) -> None:
-    global _WORKER_OPTS
+def _init_worker(opts: IngestOptions, main_pid: int | None = None, contexts: tuple = ()) -> None:
+    global _WORKER_OPTS, _WORKER_CONTEXTS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and commits
     _die_with_parent(main_pid)
     _WORKER_OPTS = opts
+    _WORKER_CONTEXTS = contexts
+
+
+def _with_context(key: int, fn, item):
+    """Worker side of a map on the run's shared pool: the map's init argument, then ``fn(item)``."""
+    global _WORKER_OPTS
+    _WORKER_OPTS = _WORKER_CONTEXTS[key]
+    return fn(item)
 
 
 def _die_with_parent(main_pid: int | None) -> None:
@@ -177,22 +201,29 @@ def _fault_injection(name: str) -> None:
     """Test hook (tests/test_reliability.py): ``QRATE_FAULT_INJECT=crash:NAME`` kills the worker
     with SIGSEGV on the file called NAME, standing in for a native decoder crash."""
     spec = os.environ.get("QRATE_FAULT_INJECT", "")
-    if spec.startswith("crash:") and os.path.basename(name) == spec[6:] and multiprocessing.parent_process():
+    if spec.startswith("crash:") and os.path.basename(name) == spec[6:] and \
+            (multiprocessing.parent_process() or os.environ.get("QRATE_ENGINE_WORKER")):
         os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def _work_ingest(entry: ScanEntry) -> IngestResult:
+    from qrate.passes.ingest import ingest_one
+
     assert _WORKER_OPTS is not None
     _fault_injection(entry.path)
     return ingest_one(entry, _WORKER_OPTS)
 
 
 def _crashed_ingest(entry: ScanEntry) -> IngestResult:
+    from qrate.passes.ingest import failed
+
     return failed(entry, "crashed", "a decoder crashed on this file (its worker process died); the run went on")
 
 
 def _work_hash(path: str) -> tuple[str, str | None, str | None]:
     try:
+        from qrate.passes import hashes
+
         return path, hashes.content_hash(path), None
     except OSError as e:
         return path, None, e.strerror or str(e)
@@ -202,26 +233,103 @@ def _crashed_hash(path: str) -> tuple[str, str | None, str | None]:
     return path, None, "the hashing worker died"
 
 
-def _map(fn, items: list, workers: int, init_arg, chunksize: int = 4, on_crash=None) -> Iterable:
-    """Ordered map over a process pool (inline when one worker or few items).
+def _map(fn, items: list, workers: int, init_arg, chunksize: int = 4, on_crash=None, engine=None,
+         pool: "_RunPool | None" = None, inline_max: int | None = None) -> Iterable:
+    """Ordered map over a process pool (inline when one worker or few items). ``pool``: the run's
+    shared pool (run_index), used when it holds ``init_arg``; else a pool of this map's own.
 
     A worker that dies (a native decoder crash: SIGSEGV, abort, OOM kill) does not stop the run:
     the items of the window in flight are re-run one at a time in fresh pools, and the one that
-    kills its worker again gets ``on_crash(item)`` as its result."""
-    if workers <= 1 or len(items) <= 2:
+    kills its worker again gets ``on_crash(item)`` as its result. ``engine`` (Dask, Ray:
+    qrate.extras.distributed) runs the same functions on a cluster, with the same contract."""
+    if engine is not None:
+        return engine.map(fn, items, init_arg, on_crash)
+    running = pool is not None and pool.executor is not None  # already paid for: use it
+    if workers <= 1 or len(items) <= INLINE_MAX or (not running and len(items) <= (inline_max or 0)):
         _init_worker_inline(init_arg)
         return map(fn, items)
+    key = pool.key(init_arg) if pool is not None else None
+    if key is not None:
+        return _PoolMap(pool.make, functools.partial(_with_context, key, fn), items, workers, chunksize, on_crash,
+                        shared=pool)
     return _PoolMap(lambda n: _new_pool(n, init_arg), fn, items, workers, chunksize, on_crash)
 
 
-def _new_pool(workers: int, init_arg) -> ProcessPoolExecutor:
+#: at most this many items run inline, in the calling process. Starting a pool (the forkserver
+#: imports the decoders, then the workers fork) costs as much as ingesting 20-25 files on one core
+#: (measured; docs/performance.md, "Fixed costs"), but only a worker isolates a native decoder
+#: crash to one file (``crashed``), so ingest keeps that guarantee from three files up
+INLINE_MAX = 2
+#: the hash pass (blake3 reads, no decoder) runs inline up to this many files when no pool runs:
+#: measured, a pool's start costs about as much as ingesting 20-25 files on one core
+HASH_INLINE_MAX = 24
+
+
+def _mp_context():
     # forkserver, not fork: LibRaw's OpenMP runtime can deadlock in forked children
     ctx = multiprocessing.get_context("forkserver" if hasattr(os, "fork") else "spawn")
     if hasattr(os, "fork"):
         ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor"])
         _start_helpers_quietly()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(init_arg, os.getpid()))
+    return ctx
+
+
+def _new_pool(workers: int, init_arg, contexts: tuple = ()) -> ProcessPoolExecutor:
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_init_worker,
+                               initargs=(init_arg, os.getpid(), contexts))
+
+
+class _RunPool:
+    """The worker pool of one :func:`run_index`, shared by its maps (both ingest rounds, the hash
+    pass, the optional passes): started once, not once per map. ``contexts`` are the init
+    arguments of those maps (the ingest options, None for hashing, each analyzer), handed to every
+    worker when it starts; a task names its map's one (:func:`_with_context`).
+
+    :meth:`prestart` starts the forkserver, whose preload (the decoders: numpy, PIL, rawpy) then
+    runs in its own process while this one walks the folders. A crash breaks the pool:
+    :meth:`broken` drops it and the next :meth:`make` starts a fresh one."""
+
+    def __init__(self, workers: int, contexts: tuple) -> None:
+        self.workers, self.contexts = workers, contexts
+        self.executor: ProcessPoolExecutor | None = None
+        self.started = 0  # executors started (tests, benchmarks)
+
+    def key(self, init_arg) -> int | None:
+        for i, c in enumerate(self.contexts):
+            if c is init_arg:
+                return i
+        return None
+
+    def prestart(self) -> None:
+        if self.workers > 1:
+            _mp_context()
+
+    def make(self, workers: int) -> ProcessPoolExecutor:
+        """The shared executor (``workers`` = the run's), or a fresh one-worker pool (crash isolation)."""
+        if workers != self.workers:
+            return _new_pool(workers, None, self.contexts)
+        if self.executor is None:
+            self.executor = _new_pool(self.workers, None, self.contexts)
+            self.started += 1
+        return self.executor
+
+    def broken(self) -> None:
+        ex, self.executor = self.executor, None
+        if ex is not None:
+            ex.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Interrupted: terminate the workers now (see :func:`_stop_pool`)."""
+        ex, self.executor = self.executor, None
+        if ex is not None:
+            _stop_pool(ex)
+
+    def close(self) -> None:
+        ex, self.executor = self.executor, None
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_helpers_quietly() -> None:
@@ -266,13 +374,17 @@ def _init_worker_inline(opts) -> None:
 class _PoolMap:
     WINDOW = 256  # items handed to the pool at a time; what a crash puts under suspicion
 
-    def __init__(self, make_pool, fn, items, workers, chunksize, on_crash) -> None:
+    def __init__(self, make_pool, fn, items, workers, chunksize, on_crash, shared: _RunPool | None = None) -> None:
         self.make_pool, self.fn, self.items = make_pool, fn, items
         self.workers, self.chunksize, self.on_crash = workers, chunksize, on_crash
+        self.shared = shared  # the run's pool: not shut down when this map ends (the run closes it)
 
     def __iter__(self):
+        from concurrent.futures.process import BrokenProcessPool
+
         _quiet_cancelled_future_race()
         pool = self.make_pool(self.workers)
+        shared = self.shared
         try:
             i = 0
             while i < len(self.items):
@@ -285,22 +397,29 @@ class _PoolMap:
                 except BrokenProcessPool:
                     if self.on_crash is None:
                         raise
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    if shared is not None:
+                        shared.broken()
+                    else:
+                        pool.shutdown(wait=False, cancel_futures=True)
                     pool = None
                     yield from self._isolate(window[done:])
                     pool = self.make_pool(self.workers)
                 i += len(window)
         except BaseException:  # Ctrl-C, SIGTERM, the caller stopped early: end the workers now
-            if pool is not None:
+            if shared is not None:
+                shared.stop()
+            elif pool is not None:
                 _stop_pool(pool)
-                pool = None
+            pool = None
             raise
         finally:
-            if pool is not None:
+            if pool is not None and shared is None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def _isolate(self, suspects):
         """Run each suspect alone in a one-worker pool: only the item that kills it is marked."""
+        from concurrent.futures.process import BrokenProcessPool
+
         pool = self.make_pool(1)
         try:
             for item in suspects:
@@ -368,10 +487,33 @@ RETRY_CODES = {"unreadable", "vanished", "internal"}
 
 
 def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Progress | None = None) -> IndexReport:
+    from qrate.passes.ingest import IngestOptions
+
+    workers = opts.workers or default_workers()
+    iopts = IngestOptions(opts.preview, opts.exiftool_metadata)
+    # one worker pool for the whole run (ingest rounds, hashes, optional passes), not one per map
+    pool = _RunPool(workers, (None, iopts, *opts.analyzers))
+    try:
+        return _run_index(roots, ws, opts, progress, pool, iopts, workers)
+    except BaseException:  # Ctrl-C, SIGTERM, an error: end the workers now
+        pool.stop()
+        raise
+    finally:
+        pool.close()
+
+
+def _run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Progress | None, pool: _RunPool,
+               iopts: IngestOptions, workers: int) -> IndexReport:
     progress = progress or (lambda *a: None)
     report = IndexReport()
     t0 = time.perf_counter()
     roots = [os.path.abspath(r) for r in roots]
+    known = ws.index.known(roots)
+    if not known and opts.engine is None:
+        # a first index of these folders: start the forkserver now, so that its preload (the
+        # decoders) runs while this process walks the folders (a re-run that finds nothing new
+        # never starts one)
+        pool.prestart()
     skip = [ws.db_dir] if ws.db_dir else []
     scanned = scan(roots, opts.exts, skip_dirs=skip, follow_symlinks=opts.follow_symlinks)
     report.folder_errors = scanned.errors
@@ -379,7 +521,6 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     report.timings["scan"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    known = ws.index.known(roots)
     pair_notes = _pair_notes(ws, roots) if scanned.absorbed else {}
     todo: list[ScanEntry] = []
     split: dict[str, ScanEntry] = {}  # proposed companions that are assets of their own (pair not confirmed)
@@ -400,12 +541,10 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     report.timings["diff"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    iopts = IngestOptions(opts.preview, opts.exiftool_metadata)
-    workers = opts.workers or default_workers()
     db = [0.0]
     unpaired: list[str] = []
     try:
-        _ingest_all(ws, todo, workers, iopts, progress, db, unpaired, 0, len(todo))
+        _ingest_all(ws, todo, workers, iopts, progress, db, unpaired, 0, len(todo), opts.engine, pool)
         # second round: the JPEGs whose RAW did not confirm them are assets of their own
         split.update((c, scanned.absorbed[c]) for c in unpaired if c in scanned.absorbed)
         todo2 = []
@@ -414,7 +553,8 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
             report.scanned += 1
             if _needs_read(split[c], known.get(c), report):
                 todo2.append(split[c])
-        _ingest_all(ws, todo2, workers, iopts, progress, db, [], len(todo), len(todo) + len(todo2))
+        _ingest_all(ws, todo2, workers, iopts, progress, db, [], len(todo), len(todo) + len(todo2), opts.engine,
+                    pool)
     except KeyboardInterrupt:
         report.interrupted = True
     report.timings["ingest"] = time.perf_counter() - t2
@@ -436,12 +576,12 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
     report.missing = ws.index.mark_missing(gone)
 
     t3 = time.perf_counter()
-    report.hashed = hash_pass(ws, roots, opts.full_hash, workers, progress)
+    report.hashed = hash_pass(ws, roots, opts.full_hash, workers, progress, opts.engine, pool)
     report.timings["post"] = time.perf_counter() - t3
     for analyzer in opts.analyzers:
         t4 = time.perf_counter()
         try:
-            done, failed_n = analysis_pass(ws, roots, analyzer, workers, progress)
+            done, failed_n = analysis_pass(ws, roots, analyzer, workers, progress, opts.engine, pool)
         except KeyboardInterrupt:
             report.interrupted = True
             raise
@@ -460,12 +600,18 @@ def _needs_read(e: ScanEntry, k: tuple | None, report: IndexReport) -> bool:
         report.changed += 1
     elif k[2] == "error" and k[3] in RETRY_CODES:
         report.retried += 1
-    elif k[2] == "ok" and k[5] != features_mod.FEATURES_VERSION:
+    elif k[2] == "ok" and k[5] != _features().FEATURES_VERSION:
         report.features_refreshed += 1  # features of an older formula: re-read (previews are cheap)
     else:
         report.unchanged += 1
         return False
     return True
+
+
+def _features():
+    from qrate.passes import features
+
+    return features
 
 
 def _pair_notes(ws: Workspace, roots: list[str]) -> dict[str, list[str]]:
@@ -480,7 +626,7 @@ def _pairs_hold(e: ScanEntry, k: tuple, notes: list[str], absorbed: dict[str, Sc
     proposed companions as they are now (same size and mtime). Returns the companions that stay
     assets of their own, or None when the pairs must be decided again (a companion is new, changed
     or gone, or the row predates pair checks)."""
-    import json
+    from qrate.passes.ingest import pair_note
 
     stored = set(json.loads(k[4] or "[]"))
     if stored - set(e.companions):
@@ -501,13 +647,14 @@ def _pairs_hold(e: ScanEntry, k: tuple, notes: list[str], absorbed: dict[str, Sc
 
 
 def _ingest_all(ws: Workspace, todo: list[ScanEntry], workers: int, iopts: IngestOptions, progress: Progress,
-                db: list[float], unpaired: list[str], done: int, total: int) -> None:
+                db: list[float], unpaired: list[str], done: int, total: int, engine=None,
+                pool: _RunPool | None = None) -> None:
     """Ingest ``todo`` in the pool, committing in batches (also when interrupted); collects the
     proposed companions that the RAWs did not confirm into ``unpaired``."""
     batch: list[IngestResult] = []
     progress("index", done, total)
     try:
-        for res in _map(_work_ingest, todo, workers, iopts, on_crash=_crashed_ingest):
+        for res in _map(_work_ingest, todo, workers, iopts, on_crash=_crashed_ingest, engine=engine, pool=pool):
             batch.append(res)
             unpaired.extend(res.unpaired)
             done += 1
@@ -528,7 +675,8 @@ def _commit(ws: Workspace, batch: list[IngestResult]) -> None:
         ws.index.upsert(r.asset for r in batch)
 
 
-def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progress: Progress) -> int:
+def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progress: Progress, engine=None,
+              pool: _RunPool | None = None) -> int:
     """blake3 content hashes: for every file with --full-hash, else only where sizes collide."""
     rows = ws.index.rows(roots, "size, content_hash", "status != 'missing'")
     sizes = Counter(size for _, size, _ in rows if size > 0)
@@ -546,7 +694,8 @@ def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progres
         need.append(path)
     results = []
     progress("hash", 0, len(need))
-    for i, (path, h, err) in enumerate(_map(_work_hash, need, workers, None, chunksize=8, on_crash=_crashed_hash)):
+    for i, (path, h, err) in enumerate(_map(_work_hash, need, workers, None, chunksize=8, on_crash=_crashed_hash,
+                                                    engine=engine, pool=pool, inline_max=HASH_INLINE_MAX)):
         if h is not None:
             results.append((path, h, basis[path]))
         progress("hash", i + 1, len(need))
@@ -562,6 +711,9 @@ def _work_analyze(item: tuple[str, int, int]) -> tuple[str, int, int, dict | Non
     path, size, mtime = item
     _fault_injection(path)
     spec = registry.PASSES[analyzer.name]
+    from qrate.passes.ingest import analysis_preview
+    from qrate.readers.safeio import UnsafeFileError
+
     try:
         img, meta = analysis_preview(path, spec.edge)
         if (meta["size"], meta["mtime_ns"]) != (size, mtime):
@@ -590,7 +742,8 @@ def _retry_analysis(error: str) -> bool:
     return error in ("crashed", "decompression_bomb", "unreadable", "changed") or error.startswith("internal")
 
 
-def analysis_pass(ws: Workspace, roots: list[str], analyzer, workers: int, progress: Progress) -> tuple[int, int]:
+def analysis_pass(ws: Workspace, roots: list[str], analyzer, workers: int, progress: Progress,
+                  engine=None, pool: _RunPool | None = None) -> tuple[int, int]:
     """Run an optional pass on every judged file under ``roots`` whose stored result is missing,
     of another version, or older than the file; commit in batches (an interrupted pass keeps what it
     did). Returns (files analysed, files it failed on)."""
@@ -608,14 +761,15 @@ def analysis_pass(ws: Workspace, roots: list[str], analyzer, workers: int, progr
                 continue  # a current result
             if err is not None and not _retry_analysis(err):
                 continue  # the file itself cannot be analysed (no preview ...): tried again when it changes
-        if not features_mod.judgeable(json.loads(features) if features else None):
+        if not _features().judgeable(json.loads(features) if features else None):
             continue
         need.append((path, size, mtime))
     progress(spec.name, 0, len(need))
     batch: list = []
     failed_n = 0
     try:
-        for i, res in enumerate(_map(_work_analyze, need, workers, analyzer, chunksize=2, on_crash=_crashed_analyze)):
+        for i, res in enumerate(_map(_work_analyze, need, workers, analyzer, chunksize=2, on_crash=_crashed_analyze,
+                                         engine=engine, pool=pool)):
             batch.append(res)
             failed_n += res[4] is not None
             if len(batch) >= BATCH:
@@ -655,6 +809,7 @@ def status_summary(ws: Workspace, roots: list[str] | None = None) -> dict:
     ok = [a for a in live if a.status == "ok"]
     times = sorted(a.capture_time for a in live if a.capture_time and a.capture_source != "mtime")
     dups = exact_duplicate_groups(live)
+    features_mod = _features()
 
     def counts(values) -> dict[str, int]:
         c = Counter(values)
@@ -699,6 +854,8 @@ def run_cull(roots: list[str] | None, ws: Workspace, params: CullParams) -> Cull
     assets = ws.index.assets(absroots)
     attach_pass_data(ws, assets, absroots)
     load = time.perf_counter() - t
+    from qrate.passes.cull import cull
+
     result = cull(assets, params)
     result.timings = {"load": load, **result.timings}
     return result
@@ -724,6 +881,8 @@ def params_from_plan(plan) -> CullParams:
     reject: list[str] = []
     for f in plan.filters_of("exclude_flags"):
         reject.extend(x for x in f.flags if x not in reject)
+    from qrate.passes.cull import CullParams
+
     min_sharp = [f.value for f in plan.filters_of("min_sharpness")]
     max_clip = [f.value for f in plan.filters_of("max_clip")]
     return CullParams(
@@ -822,7 +981,8 @@ def run_plan(plan, roots: list[str], ws: Workspace, opts: IndexOptions | None = 
     report = run_index(roots, ws, opts, progress) if index else None
     if not index:  # the index is taken as it is; a pass the plan needs must still cover it
         for a in analyzers:
-            analysis_pass(ws, roots, a, opts.workers or default_workers(), progress or (lambda *x: None))
+            analysis_pass(ws, roots, a, opts.workers or default_workers(), progress or (lambda *x: None),
+                          opts.engine)
     from qrate.passes.scope import apply_scope
 
     t = time.perf_counter()
@@ -832,6 +992,8 @@ def run_plan(plan, roots: list[str], ws: Workspace, opts: IndexOptions | None = 
     ratings = _sidecar_ratings(assets, roots, rating_notes) if plan.filters_of("min_rating") else {}
     kept, excluded = apply_scope(assets, plan.filters, ratings)
     load = time.perf_counter() - t
+    from qrate.passes.cull import cull
+
     result = cull(kept, params)
     result.timings = {"load": load, **result.timings}
     from qrate.passes import people

@@ -8,9 +8,11 @@ Thresholds are documented in docs/features.md; the tests read them from :data:`T
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # numpy, PIL and OpenCV load where a feature is computed: ``qrate status`` needs none
+    import numpy as np
+    from PIL import Image
 
 # 2: block-based noise estimator; 3: computed on a DCT-scaled grayscale decode; 4: previews below the
 # analysis size and raw data without real signal are not judged, and RAW+JPEG pairs are confirmed by
@@ -69,30 +71,66 @@ def judgeable(f: dict | None) -> bool:
     return f is not None and NOT_JUDGED not in f
 
 
-def _block_sums(x: np.ndarray, ny: int, nx: int, dtype=np.float64) -> np.ndarray:
-    """Sums over an ny x nx grid of equal blocks (the remainder rows/cols are dropped). Reduces
-    the contiguous axis first, which is several times faster than ``reshape(...).sum(axis=(1, 3))``."""
-    bh, bw = x.shape[0] // ny, x.shape[1] // nx
-    r = x[: bh * ny, : bw * nx].reshape(bh * ny, nx, bw).sum(axis=2, dtype=dtype)
-    return r.reshape(ny, bh, nx).sum(axis=1)
+# The kernels run in OpenCV (one thread: deterministic, and the pool already uses every core); the
+# values agree with the plain numpy definitions in the docstrings to the stored precision
+# (tests/test_features_kernels.py keeps those definitions as the reference).
+_cv2 = None
+_K: dict = {}  # the kernels, float32: second differences along x, y, the diagonal and the anti-diagonal,
+# the Immerkaer mask, and np.gradient's central differences
+
+
+def _cv():
+    global _cv2
+    if _cv2 is None:
+        import cv2
+        import numpy as np
+
+        cv2.setNumThreads(1)
+        h = np.array([[0, 0, 0], [1, -2, 1], [0, 0, 0]], np.float32)
+        gx = np.array([[-0.5, 0, 0.5]], np.float32)
+        _K.update(h=h, v=np.ascontiguousarray(h.T), d=np.array([[1, 0, 0], [0, -2, 0], [0, 0, 1]], np.float32),
+                  a=np.array([[0, 0, 1], [0, -2, 0], [1, 0, 0]], np.float32),
+                  immerkaer=np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32),
+                  gx=gx, gy=np.ascontiguousarray(gx.T))
+        _cv2 = cv2
+    return _cv2
+
+
+def _filt(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``k`` applied to ``a`` (float32), on the interior only (a 1-pixel border is dropped)."""
+    cv2 = _cv()
+    return cv2.filter2D(a, cv2.CV_32F, k, borderType=cv2.BORDER_REPLICATE)[1:-1, 1:-1]
+
+
+def _var(x: np.ndarray) -> float:
+    """Population variance (double accumulation)."""
+    _, sd = _cv().meanStdDev(x)
+    return float(sd[0, 0]) ** 2
 
 
 def _tile_var(d: np.ndarray) -> np.ndarray:
-    """Variance of ``d`` in each tile of a TILE_GRID x TILE_GRID grid."""
+    """Variance of ``d`` in each tile of a TILE_GRID x TILE_GRID grid (remainder rows/cols dropped)."""
+    import numpy as np
+
+    cv2 = _cv()
     th, tw = d.shape[0] // TILE_GRID, d.shape[1] // TILE_GRID
-    x = d[: th * TILE_GRID, : tw * TILE_GRID]
-    r = x.reshape(th * TILE_GRID, TILE_GRID, tw)
-    n = th * tw
-    s1 = r.sum(axis=2, dtype=np.float64).reshape(TILE_GRID, th, TILE_GRID).sum(axis=1)
-    s2 = np.einsum("ijk,ijk->ij", r, r).reshape(TILE_GRID, th, TILE_GRID).sum(axis=1, dtype=np.float64)
-    return np.maximum(s2 / n - (s1 / n) ** 2, 0.0)
+    out = np.empty((TILE_GRID, TILE_GRID))
+    for i in range(TILE_GRID):
+        for j in range(TILE_GRID):
+            _, sd = cv2.meanStdDev(d[i * th : (i + 1) * th, j * tw : (j + 1) * tw])
+            out[i, j] = float(sd[0, 0]) ** 2
+    return out
 
 
-def _box3(a: np.ndarray) -> np.ndarray:
-    """3x3 mean with edge padding (separable: two 1-D passes)."""
-    p = np.pad(a, 1, mode="edge")
-    r = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
-    return (r[:-2] + r[1:-1] + r[2:]) / 9.0
+def _block_means(x: np.ndarray, ny: int, nx: int) -> np.ndarray:
+    """Means over an ny x nx grid of equal blocks (the remainder rows/cols are dropped): an area
+    resize by an integer factor is exactly the block mean."""
+    import numpy as np
+
+    cv2 = _cv()
+    bh, bw = x.shape[0] // ny, x.shape[1] // nx
+    return cv2.resize(np.ascontiguousarray(x[: bh * ny, : bw * nx], dtype=np.float32), (nx, ny),
+                      interpolation=cv2.INTER_AREA)
 
 
 NOISE_BLOCK = 16
@@ -100,17 +138,21 @@ NOISE_QUANTILE = 0.10
 
 
 def noise_estimate(a: np.ndarray) -> float:
-    """Noise sigma in gray levels: the flattest blocks' mean absolute Immerkaer residual."""
-    dx = a[:, :-2] - 2 * a[:, 1:-1] + a[:, 2:]  # the mask is separable: [1 -2 1] x [1 -2 1]
-    c = dx[:-2] - 2 * dx[1:-1] + dx[2:]
+    """Noise sigma in gray levels: the flattest blocks' mean absolute Immerkaer residual.
+    (``a``: float32 gray levels; the residual is the 3x3 mask [1 -2 1; -2 4 -2; 1 -2 1] on the
+    interior, averaged per 16x16 block; blocks with a pixel <= 6 or >= 249 are left out.)"""
+    import numpy as np
+
+    _cv()
+    c = np.abs(_filt(np.ascontiguousarray(a, dtype=np.float32), _K["immerkaer"]))
     inner = a[1:-1, 1:-1]
     b = NOISE_BLOCK
     h, w = c.shape[0] - c.shape[0] % b, c.shape[1] - c.shape[1] % b
     if h == 0 or w == 0:
         return 0.0
-    blocks = _block_sums(np.abs(c[:h, :w]), h // b, w // b) / (b * b)
-    clipped = (inner[:h, :w] <= 6) | (inner[:h, :w] >= 249)
-    unclipped = _block_sums(clipped.view(np.uint8), h // b, w // b, np.int32) == 0
+    blocks = _block_means(c[:h, :w], h // b, w // b).astype(np.float64)
+    clipped = ((inner[:h, :w] <= 6) | (inner[:h, :w] >= 249)).astype(np.float32)
+    unclipped = _block_means(clipped, h // b, w // b) == 0
     sig = blocks[unclipped] * (math.sqrt(math.pi / 2) / 6)
     if sig.size < 8:
         return 0.0
@@ -172,16 +214,20 @@ LAYOUT = 16  # the layout thumbnail: 16x16 area means of the analysis image
 def layout(a: np.ndarray) -> str:
     """A 16x16 thumbnail (area means, 0..255) as 512 hex digits: the scene's layout for visual
     grouping, compared by normalized correlation (:func:`layout_similarity`)."""
+    import numpy as np
+
     h, w = a.shape
     if h < LAYOUT or w < LAYOUT:
         return ""
-    m = _block_sums(a, LAYOUT, LAYOUT) / ((h // LAYOUT) * (w // LAYOUT))
+    m = _block_means(a, LAYOUT, LAYOUT)
     return np.clip(np.round(m), 0, 255).astype(np.uint8).tobytes().hex()
 
 
 def layout_similarity(x: str | None, y: str | None) -> float | None:
     """Normalized correlation (-1..1) of two layout thumbnails: invariant to brightness and contrast,
     so exposure and greyscale copies of one picture stay near 1. None when either is missing."""
+    import numpy as np
+
     if not x or not y or len(x) != len(y):
         return None
     a = np.frombuffer(bytes.fromhex(x), dtype=np.uint8).astype(np.float64)
@@ -196,40 +242,37 @@ def layout_similarity(x: str | None, y: str | None) -> float | None:
 
 def compute(gray: Image.Image, iso: int | None = None) -> dict:
     """Features and flags of one grayscale image. Pure and deterministic."""
-    a = np.asarray(gray, dtype=np.float32)
-    h, w = a.shape
+    import numpy as np
+
+    a8 = np.asarray(gray, dtype=np.uint8)
+    h, w = a8.shape
     if h < 8 or w < 8:
         raise ValueError("image too small for features")
-    # second differences, shared by the Laplacian and the directional measure
-    c2 = 2 * a[1:-1, 1:-1]
-    d_h = a[1:-1, :-2] + a[1:-1, 2:]
-    d_h -= c2
-    d_v = a[:-2, 1:-1] + a[2:, 1:-1]
-    d_v -= c2
-    lap = d_h + d_v
-    sharp_global = float(lap.var())
+    cv2 = _cv()
+    a = a8.astype(np.float32)
+    # second differences along x, y and both diagonals (interior pixels); the Laplacian is x + y
+    d_h, d_v, d_d, d_a = (_filt(a, _K[k]) for k in "hvda")
+    lap = cv2.add(d_h, d_v)
+    sharp_global = _var(lap)
     # tile grid: the sharpest of 4x4 tiles counts (a sharp subject on a blurred background)
     sharp_tile = float(_tile_var(lap).max())
     # directional: per tile, the weakest of the four second differences (x, y, two diagonals).
     # Motion blur removes detail along one direction only, which the Laplacian (x + y) half hides.
-    d_d = a[:-2, :-2] + a[2:, 2:]
-    d_d -= c2
-    d_a = a[:-2, 2:] + a[2:, :-2]
-    d_a -= c2
     sharp_dir = float(np.min(np.stack([_tile_var(d) for d in (d_h, d_v, d_d, d_a)]), axis=0).max())
     # motion: the weakest direction's variance over the strongest's, over the whole frame
-    dir_var = [float(d.var()) for d in (d_h, d_v, d_d, d_a)]
+    dir_var = [_var(d) for d in (d_h, d_v, d_d, d_a)]
     motion_ratio = min(dir_var) / max(dir_var) if max(dir_var) > 1e-6 else 1.0
     # centre-weighted: Gaussian weight centred in the frame (sigma = 1/4 of each side). The weight
     # is separable, so the weighted sums are two matrix-vector products.
     wy = np.exp(-0.5 * ((np.arange(lap.shape[0]) - lap.shape[0] / 2) / (lap.shape[0] / 4)) ** 2)
     wx = np.exp(-0.5 * ((np.arange(lap.shape[1]) - lap.shape[1] / 2) / (lap.shape[1] / 4)) ** 2)
     wsum = wy.sum() * wx.sum()
-    mean_c = float(wy @ (lap @ wx.astype(np.float32)).astype(np.float64) / wsum)
-    sq = np.square(lap)
-    sharp_center = max(0.0, float(wy @ (sq @ wx.astype(np.float32)).astype(np.float64) / wsum) - mean_c * mean_c)
+    wx32 = wx.astype(np.float32)
+    mean_c = float(wy @ (lap @ wx32).astype(np.float64) / wsum)
+    sq = cv2.multiply(lap, lap)
+    sharp_center = max(0.0, float(wy @ (sq @ wx32).astype(np.float64) / wsum) - mean_c * mean_c)
     # exposure
-    hist = np.bincount(np.asarray(gray, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
+    hist = cv2.calcHist([a8], [0], None, [256], [0, 256]).ravel().astype(np.float64)
     total = hist.sum()
     cdf = np.cumsum(hist) / total
     p1, p50, p99 = (int(np.searchsorted(cdf, q)) for q in (0.01, 0.5, 0.99))
@@ -242,13 +285,15 @@ def compute(gray: Image.Image, iso: int | None = None) -> dict:
     # 16x16 block; the 10th percentile over blocks without clipped pixels. Texture raises a block's
     # value, so the flattest blocks measure the noise (see docs/features.md).
     noise_sigma = noise_estimate(a)
-    # saliency proxy: edge density (3x3-smoothed gradient magnitude > 8) in the central region;
-    # smoothed and differentiated on the centre plus a 2-pixel margin only
-    # (rows/cols ch-2 .. end-ch+2 are enough for the central differences; ch, cw >= 2 as h, w >= 8)
+    # saliency proxy: edge density (3x3-smoothed gradient magnitude > 8, central differences) in the
+    # central region; smoothed and differentiated on the centre plus a 2-pixel margin only
+    # (ch, cw >= 2 as h, w >= 8)
     ch, cw = h // 4, w // 4
-    gy, gx = np.gradient(_box3(a[ch - 2 : h - ch + 2, cw - 2 : w - cw + 2]))
-    centre = np.hypot(gx, gy)[2:-2, 2:-2]
-    edge_density = float((centre > 8.0).mean()) if centre.size else 0.0
+    region = cv2.blur(a[ch - 2 : h - ch + 2, cw - 2 : w - cw + 2], (3, 3), borderType=cv2.BORDER_REPLICATE)
+    gx = cv2.filter2D(region, cv2.CV_32F, _K["gx"], borderType=cv2.BORDER_REPLICATE)[2:-2, 2:-2]
+    gy = cv2.filter2D(region, cv2.CV_32F, _K["gy"], borderType=cv2.BORDER_REPLICATE)[2:-2, 2:-2]
+    centre = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy))
+    edge_density = float(np.count_nonzero(centre > 8.0) / centre.size) if centre.size else 0.0
 
     flags = flags_for(sharp_tile, mean, clip_high, clip_low, noise_sigma, iso, p1, p99, motion_ratio)
 

@@ -5,10 +5,7 @@ returns everything else to the executor, which alone writes (index rows, preview
 from __future__ import annotations
 
 import errno
-import json
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
 from qrate.errors import FileError, ReadError
@@ -111,20 +108,10 @@ def _pair(asset: Asset, proposed: list[str]) -> None:
 
 
 def _exiftool_metadata(path: str) -> dict:
-    exe = shutil.which("exiftool")
-    if exe is None:
-        return {}
-    try:
-        proc = subprocess.run(
-            [exe, "-j", "-n", "-DateTimeOriginal", "-Make", "-Model", "-ISO", "--", path],
-            capture_output=True,
-            timeout=20,
-            check=False,
-        )
-        data = json.loads(proc.stdout or b"[]")
-        return data[0] if data else {}
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        return {}
+    # this process's long-lived ``exiftool -stay_open`` (readers/exiftool.py): {} when missing or hung
+    from qrate.readers import exiftool
+
+    return exiftool.metadata(path, timeout=20)
 
 
 def _copy_metadata(asset: Asset, md: Metadata) -> None:

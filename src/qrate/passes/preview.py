@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -178,18 +176,15 @@ def strat_bytescan(ctx: Context) -> list[Candidate]:
 
 
 def strat_exiftool(ctx: Context) -> list[Candidate]:
-    exe = shutil.which("exiftool")
-    if exe is None:
+    from qrate.readers import exiftool  # this process's long-lived ``exiftool -stay_open``
+
+    if exiftool.shared() is None:
         return []
     out = []
     for tag in ("PreviewImage", "JpgFromRaw", "ThumbnailImage"):
-        try:
-            proc = subprocess.run(
-                [exe, "-b", f"-{tag}", "--", ctx.path], capture_output=True, timeout=EXIFTOOL_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
+        data = exiftool.run(["-b", f"-{tag}"], ctx.path, EXIFTOOL_TIMEOUT)
+        if data is None:  # timed out or died (killed; the next request starts a fresh one)
             return out
-        data = proc.stdout
         if data[:3] == b"\xff\xd8\xff":
             try:
                 w, h = _jpeg_dims(data)
@@ -279,7 +274,8 @@ def decode(cand: Candidate, src: Source, orientation: int | None, target: int = 
                 raise ReadError("decompression_bomb", f"preview claims {img.width}x{img.height} pixels")
             scale = min(1.0, target / max(img.width, img.height))
             # grayscale straight from the decoder (YCbCr -> Y: no chroma work) at the smallest
-            # DCT scale (1/2, 1/4, 1/8) that keeps ``target`` on the long edge
+            # DCT scale (1/2, 1/4, 1/8) that keeps ``target`` on the long edge (not ``edge``:
+            # docs/performance.md, "DCT scaling where it is safe" and issue 20's measurement)
             img.draft(mode, (max(1, int(img.width * scale + 0.999)), max(1, int(img.height * scale + 0.999))))
             img.load()
         except ReadError:

@@ -1,0 +1,155 @@
+"""The OpenCV kernels of ``passes/features.py`` (issue 20) against the plain numpy definitions they
+replace: same stored values, on generated scenes, grain, clipped and odd-sized frames and (when
+present) the real samples; and the same values in every process (one OpenCV thread)."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qrate.demo.synth import Variant, degrade, render_scene
+from qrate.passes import features
+
+# -- the numpy definitions (the formulas of features version 5, before the kernels moved to OpenCV) --
+
+
+def _block_sums(x, ny, nx, dtype=np.float64):
+    bh, bw = x.shape[0] // ny, x.shape[1] // nx
+    return x[: bh * ny, : bw * nx].reshape(ny, bh, nx, bw).sum(axis=(1, 3), dtype=dtype)
+
+
+def _tile_var(d, g=features.TILE_GRID):
+    th, tw = d.shape[0] // g, d.shape[1] // g
+    t = d[: th * g, : tw * g].astype(np.float64).reshape(g, th, g, tw)
+    return t.var(axis=(1, 3))
+
+
+def _noise(a):
+    dx = a[:, :-2] - 2 * a[:, 1:-1] + a[:, 2:]
+    c = dx[:-2] - 2 * dx[1:-1] + dx[2:]
+    inner = a[1:-1, 1:-1]
+    b = 16
+    h, w = c.shape[0] - c.shape[0] % b, c.shape[1] - c.shape[1] % b
+    if h == 0 or w == 0:
+        return 0.0
+    blocks = _block_sums(np.abs(c[:h, :w]), h // b, w // b) / (b * b)
+    clipped = (inner[:h, :w] <= 6) | (inner[:h, :w] >= 249)
+    ok = _block_sums(clipped.astype(np.int32), h // b, w // b, np.int64) == 0
+    sig = blocks[ok] * (math.sqrt(math.pi / 2) / 6)
+    return 0.0 if sig.size < 8 else float(np.quantile(sig, 0.10))
+
+
+def reference(gray: Image.Image, iso=None) -> dict:
+    a = np.asarray(gray, dtype=np.float64)
+    h, w = a.shape
+    c = a[1:-1, 1:-1]
+    d_h = a[1:-1, :-2] + a[1:-1, 2:] - 2 * c
+    d_v = a[:-2, 1:-1] + a[2:, 1:-1] - 2 * c
+    d_d = a[:-2, :-2] + a[2:, 2:] - 2 * c
+    d_a = a[:-2, 2:] + a[2:, :-2] - 2 * c
+    lap = d_h + d_v
+    dir_var = [d.var() for d in (d_h, d_v, d_d, d_a)]
+    wy = np.exp(-0.5 * ((np.arange(lap.shape[0]) - lap.shape[0] / 2) / (lap.shape[0] / 4)) ** 2)
+    wx = np.exp(-0.5 * ((np.arange(lap.shape[1]) - lap.shape[1] / 2) / (lap.shape[1] / 4)) ** 2)
+    wgt = np.outer(wy, wx)
+    mc = (wgt * lap).sum() / wgt.sum()
+    hist = np.bincount(np.asarray(gray).ravel(), minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist) / hist.sum()
+    p = hist[hist > 0] / hist.sum()
+    ch, cw = h // 4, w // 4
+    pad = np.pad(a, 1, mode="edge")
+    box = sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+    gy, gx = np.gradient(box)
+    centre = np.hypot(gx, gy)[ch : h - ch, cw : w - cw]
+    mean = float((hist * np.arange(256)).sum() / hist.sum())
+    return {
+        "sharpness": _tile_var(lap).max(),
+        "sharpness_global": lap.var(),
+        "sharpness_dir": np.min(np.stack([_tile_var(d) for d in (d_h, d_v, d_d, d_a)]), axis=0).max(),
+        "sharpness_center": max(0.0, (wgt * lap * lap).sum() / wgt.sum() - mc * mc),
+        "mean": mean,
+        "p1": int(np.searchsorted(cdf, 0.01)), "p50": int(np.searchsorted(cdf, 0.5)),
+        "p99": int(np.searchsorted(cdf, 0.99)),
+        "clip_low": hist[:3].sum() / hist.sum(), "clip_high": hist[253:].sum() / hist.sum(),
+        "noise": _noise(a),
+        "edge_density": float((centre > 8.0).mean()),
+        "entropy": float(-(p * np.log2(p)).sum()),
+        "motion_ratio": min(dir_var) / max(dir_var) if max(dir_var) > 1e-6 else 1.0,
+        "layout": _block_sums(a, 16, 16) / ((h // 16) * (w // 16)) if h >= 16 and w >= 16 else None,
+    }
+
+
+DIGITS = {"sharpness": 2, "sharpness_global": 2, "sharpness_dir": 2, "sharpness_center": 2, "mean": 2,
+          "clip_low": 4, "clip_high": 4, "noise": 3, "edge_density": 4, "entropy": 3, "motion_ratio": 4}
+
+
+def _images() -> list[Image.Image]:
+    scene = render_scene(5, 768, 512)
+    out = [degrade(scene, v, seed=i).convert("L").resize((512, 341), Image.Resampling.BOX)
+           for i, v in enumerate([Variant("clean"), Variant("gaussian", blur=2.5), Variant("motion", blur=10),
+                                  Variant("exposure", ev=-2.0), Variant("exposure", ev=1.5)])]
+    rng = np.random.default_rng(7)
+    grain = np.asarray(out[0], dtype=np.float64) + rng.normal(0, 9, (341, 512))
+    out.append(Image.fromarray(np.clip(grain, 0, 255).astype(np.uint8)))
+    out.append(Image.effect_noise((64, 48), 40))  # odd block remainders
+    out.append(Image.linear_gradient("L").resize((341, 512)))  # portrait, a ramp: no residual
+    out.append(Image.new("L", (40, 30), 255))  # all clipped: no block counts for noise
+    out.append(Image.fromarray(rng.integers(0, 256, (8, 9), dtype=np.uint8)))  # the smallest frame
+    return out
+
+
+def _agree(got: dict, ref: dict) -> list[str]:
+    bad = []
+    for k, n in DIGITS.items():
+        # one unit in the last stored digit: the kernels sum in another order than numpy
+        if abs(got[k] - ref[k]) > 10.0 ** -n * 1.01 + 1e-9 * abs(ref[k]):
+            bad.append(f"{k}: {got[k]} vs {ref[k]:.6f}")
+    for k in ("p1", "p50", "p99"):
+        if got[k] != ref[k]:
+            bad.append(f"{k}: {got[k]} vs {ref[k]}")
+    if got["layout"]:
+        lay = np.frombuffer(bytes.fromhex(got["layout"]), dtype=np.uint8).reshape(16, 16).astype(np.float64)
+        if np.abs(lay - ref["layout"]).max() > 0.5 + 1e-3:
+            bad.append("layout")
+    return bad
+
+
+def test_kernels_match_the_numpy_definitions():
+    for img in _images():
+        got, ref = features.compute(img, 800), reference(img, 800)
+        assert not _agree(got, ref), (img.size, _agree(got, ref))
+        assert got["flags"] == features.flags_for(ref["sharpness"], ref["mean"], ref["clip_high"], ref["clip_low"],
+                                                  ref["noise"], 800, ref["p1"], ref["p99"], ref["motion_ratio"])
+
+
+def test_kernels_match_on_real_photos(samples):
+    from qrate.passes import preview
+
+    paths = sorted(p for p in samples.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))[:12]
+    if not paths:
+        pytest.skip("no JPEG in the samples")
+    for p in paths:
+        try:
+            img = preview.feature_image(Image.open(p))
+        except OSError:
+            continue
+        if min(img.size) >= 8:
+            assert not _agree(features.compute(img), reference(img)), p
+
+
+def _in_worker(payload: tuple[tuple[int, int], bytes]) -> dict:
+    size, data = payload
+    return features.compute(Image.frombytes("L", size, data), 400)
+
+
+def test_same_values_in_every_process_and_run():
+    imgs = _images()[:6]
+    inline = [features.compute(i, 400) for i in imgs]
+    assert inline == [features.compute(i, 400) for i in imgs]
+    with ProcessPoolExecutor(2) as pool:
+        assert list(pool.map(_in_worker, [(i.size, i.tobytes()) for i in imgs])) == inline
+    assert features._cv().getNumThreads() == 1  # no OpenCV thread pool inside the ingest workers

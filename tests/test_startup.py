@@ -1,0 +1,210 @@
+"""Ingest's fixed costs (issue 20): what a command imports at start, one worker pool per index
+run, and one long-lived exiftool per process (readers/exiftool.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qrate import executor
+from qrate.executor import IndexOptions, Workspace, run_index
+from qrate.readers import exiftool
+
+# what only indexing, the plan language, exports or the learn UI need
+DECODERS = {"numpy", "PIL", "rawpy", "cv2", "torch", "textual", "onnxruntime"}
+QRATE_HEAVY = {"qrate.executor", "qrate.passes.ingest", "qrate.passes.preview", "qrate.plan.models",
+               "qrate.frontend.plans", "qrate.backends.export", "qrate.backends.report", "qrate.cli.plan_exec",
+               "qrate.demo.synth", "qrate.cli.learn_app", "yaml", "lxml"}
+
+_PROBE = """
+import contextlib, io, json, sys
+from qrate.cli import run
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+    code = run(sys.argv[1:])
+sys.__stdout__.write(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+
+def _modules_of(*args: str) -> dict:
+    p = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "QRATE_DB": os.devnull})
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    got["modules"] = set(got["modules"])
+    return got
+
+
+def test_help_imports_no_decoder_no_executor_no_plan_models():
+    got = _modules_of("--help")
+    assert got["code"] == 0 and "index" in got["out"] and "status" in got["out"]
+    assert not got["modules"] & DECODERS, sorted(got["modules"] & DECODERS)
+    assert not got["modules"] & QRATE_HEAVY, sorted(got["modules"] & QRATE_HEAVY)
+    assert "qrate.cli.index_cmd" in got["modules"]  # the commands are registered (their help is listed)
+
+
+def test_status_imports_no_image_decoder_and_no_plan_models(tmp_path):
+    db = tmp_path / "i.sqlite"
+    with Workspace(str(db)):
+        pass  # an empty index
+    got = _modules_of("status", "--db", str(db))
+    assert got["code"] == 0 and "0 assets" in got["out"]
+    # qrate.passes.features loads numpy, PIL and OpenCV only when a feature is computed
+    assert not got["modules"] & {"numpy", "PIL", "rawpy", "cv2", "torch", "textual", "onnxruntime"}
+    assert not got["modules"] & (QRATE_HEAVY - {"qrate.executor"})
+    assert "qrate.executor" in got["modules"]
+
+
+# -- the pool ----------------------------------------------------------------------------------------
+def _shoot(root) -> int:
+    from qrate.demo.synth import ShootSpec, generate_shoot
+
+    generate_shoot(str(root), ShootSpec(bursts=2, singletons=2, duplicates=0, pairs=0, seed=7,
+                                        width=320, height=213, previews=(320,)))
+    return sum(1 for _, _, fs in os.walk(root) for f in fs if f.lower().endswith((".dng", ".jpg")))
+
+
+def test_one_pool_per_index_run_serves_ingest_and_hashes_with_the_same_results_as_inline(tmp_path, monkeypatch):
+    root = tmp_path / "shoot"
+    n = _shoot(root)
+    assert n > getattr(executor, "INLINE_MAX", 2)
+    made = []
+    real = executor._new_pool
+
+    def counting(workers, *rest):
+        made.append(workers)
+        return real(workers, *rest)
+
+    monkeypatch.setattr(executor, "_new_pool", counting)
+    with Workspace(None) as ws:
+        report = run_index([str(root)], ws, IndexOptions(workers=2, full_hash=True, exiftool_metadata=False))
+        pooled = ws.index.assets([str(root)])
+    assert report.new == n and report.hashed == n and report.errors == 0
+    assert made == [2]  # one pool for both the ingest and the hash pass (was one per map)
+    with Workspace(None) as ws:  # inline, in this process: the workers got the right options
+        run_index([str(root)], ws, IndexOptions(workers=1, full_hash=True, exiftool_metadata=False))
+        inline = ws.index.assets([str(root)])
+    strip = lambda a: (a.path, a.features, a.dhash, a.phash, a.capture_time, a.content_hash)  # noqa: E731
+    assert [strip(a) for a in pooled] == [strip(a) for a in inline]
+
+
+def test_a_rerun_with_nothing_to_read_starts_no_pool_and_no_forkserver(tmp_path, monkeypatch):
+    root = tmp_path / "shoot"
+    _shoot(root)
+    db = str(tmp_path / "i.sqlite")
+    with Workspace(db) as ws:
+        run_index([str(root)], ws, IndexOptions(workers=1, exiftool_metadata=False))
+    calls = []
+    monkeypatch.setattr(executor, "_new_pool", lambda *a, **k: calls.append("pool"))
+    monkeypatch.setattr(executor, "_mp_context", lambda: calls.append("forkserver"))
+    with Workspace(db) as ws:
+        r = run_index([str(root)], ws, IndexOptions(workers=2, exiftool_metadata=False))
+    assert r.unchanged == r.scanned > 0 and calls == []
+
+
+# -- exiftool ------------------------------------------------------------------------------------------
+needs_exiftool = pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not on PATH")
+
+
+def _dated_jpeg(path, when: str = "2024:05:06 07:08:09") -> None:
+    from PIL import Image
+
+    img = Image.new("RGB", (64, 48), (120, 80, 40))
+    exif = Image.Exif()
+    exif[0x010F] = "QrateCam"  # Make
+    exif.get_ifd(0x8769)[0x9003] = when  # DateTimeOriginal
+    img.save(path, exif=exif)
+
+
+@needs_exiftool
+def test_one_exiftool_serves_every_request_and_names_never_become_options(tmp_path, monkeypatch):
+    et = exiftool.ExifTool(shutil.which("exiftool"))
+    monkeypatch.setattr(exiftool, "_SHARED", et)
+    monkeypatch.setattr(exiftool, "_SHARED_PID", os.getpid())
+    names = ["plain.jpg", "-ver.jpg", "-o.jpg", "sp ace $x @y \"q\" \\b.jpg", "ünï.jpg"]
+    for i, name in enumerate(names):
+        _dated_jpeg(tmp_path / name, f"2024:05:06 07:08:0{i}")
+    monkeypatch.chdir(tmp_path)
+    try:
+        for i, name in enumerate(names):
+            md = exiftool.metadata(name)  # relative, as a caller might pass it: made absolute
+            assert md.get("DateTimeOriginal") == f"2024:05:06 07:08:0{i}", (name, md)
+            assert md.get("SourceFile") == str(tmp_path / name) and md.get("Make") == "QrateCam"
+        assert et.starts == 1
+        assert sorted(os.listdir(tmp_path)) == sorted(names)  # -o (write) was never an option
+        # a name holding a newline cannot go down the line protocol: a one-off exiftool reads it
+        nl = tmp_path / "new\nline.jpg"
+        _dated_jpeg(nl)
+        assert exiftool.metadata(str(nl)).get("DateTimeOriginal") == "2024:05:06 07:08:09"
+        assert exiftool.binary_tag(str(tmp_path / "plain.jpg"), "ThumbnailImage") == b""
+        assert et.starts == 1
+    finally:
+        et.close()
+    assert et.proc is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a shell script stands in for exiftool")
+def test_a_hung_exiftool_costs_one_request_then_a_fresh_one_starts(tmp_path):
+    fake = tmp_path / "exiftool"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    et = exiftool.ExifTool(str(fake), timeout=0.5)
+    t = time.monotonic()
+    assert et.execute(["-j", "/nonexistent"]) is None
+    assert time.monotonic() - t < 10 and et.proc is None  # killed, not left behind
+    assert et.execute(["-j", "/nonexistent"]) is None
+    assert et.starts == 2
+    flood = tmp_path / "flood"
+    flood.write_text("#!/bin/sh\nexec yes\n")
+    flood.chmod(0o755)
+    big = exiftool.ExifTool(str(flood), timeout=30, max_output=1 << 20)
+    assert big.execute(["x"]) is None and big.proc is None  # bounded output
+
+
+_CHILD = """
+import os, sys, time
+from qrate.readers import exiftool
+assert exiftool.metadata(sys.argv[1]).get("DateTimeOriginal")
+print(exiftool.shared().proc.pid, flush=True)
+if sys.argv[2] == "hang":
+    time.sleep(60)
+"""
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ")[-1].startswith("Z"):
+                    return True  # a zombie: dead, waiting for its (re)parent
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@needs_exiftool
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_the_exiftool_of_a_process_ends_with_it(tmp_path, how):
+    photo = tmp_path / "a.jpg"
+    _dated_jpeg(photo)
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, str(photo), "hang" if how == "sigkill" else "exit"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline())
+        if how == "sigkill":
+            p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+        assert _gone(pid), f"exiftool {pid} outlived its process ({how})"
+    finally:
+        if p.poll() is None:
+            p.kill()
