@@ -145,7 +145,8 @@ def test_requests_without_culling_meaning_are_refused_whole(text):
 
 def test_nonsense_exits_2_and_runs_nothing(cli, tmp_path):
     out = tmp_path / "out"
-    code, stdout, stderr = cli("run", "purple monkey dishwasher", "--in", str(tmp_path), "--out-dir", str(out))
+    (tmp_path / "shoot").mkdir()
+    code, stdout, stderr = cli("run", "purple monkey dishwasher", "--in", str(tmp_path / "shoot"), "--out-dir", str(out))
     assert code == 2 and "nothing to cull" in stderr and not out.exists()
     code, _, stderr = cli("plan", "purple monkey dishwasher")
     assert code == 2 and "'purple', 'monkey', 'dishwasher'" in stderr
