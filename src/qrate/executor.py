@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from qrate.passes.cull import CullParams, CullResult
     from qrate.passes.ingest import IngestOptions, IngestResult
+    from qrate.passes.preview import PreviewOptions
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 BATCH = 64
@@ -57,7 +58,7 @@ class IndexOptions:
     exts: frozenset[str] = field(default_factory=lambda: normalize_exts(None))
     full_hash: bool = False
     workers: int = 0  # 0 = one per CPU
-    preview: preview.PreviewOptions = field(default_factory=lambda: _preview_options())
+    preview: PreviewOptions = field(default_factory=lambda: _preview_options())
     exiftool_metadata: bool = True
     follow_symlinks: bool = False  # symlinked folders (and files leading out of the tree) are read
     #: optional passes to run after ingest (passes/registry.py): analyzers built by their extras

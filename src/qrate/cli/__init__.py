@@ -257,9 +257,10 @@ _json = [False]  # --json on this command line: errors are a JSON document on st
 
 def _json_error(code: str, message: str, hint: str | None) -> None:
     if _json[0]:
-        from qrate.cli.common import emit, error_document
+        from qrate.cli.common import emit_line, error_document
 
-        emit(error_document(code, line(message), line(hint) if hint else None))
+        # one line: valid as the one document of a command, and as the last line of JSON Lines
+        emit_line(error_document(code, line(message), line(hint) if hint else None))
 
 
 def _run(argv: list[str], debug: bool) -> int:
@@ -299,7 +300,10 @@ def _run(argv: list[str], debug: bool) -> int:
             traceback.print_exc()
         known = known_error(e)
         if known is not None:
-            return _report(known, "os" if isinstance(e, OSError) else "index" if "index" in known.message else None)
+            import sqlite3
+
+            return _report(known, "os" if isinstance(e, OSError) else "index" if isinstance(e, sqlite3.DatabaseError)
+                           else None)
         message = f"internal error: {type(e).__name__}: {e}"
         _err(f"qrate: {message} (run with --debug for a traceback)")
         _json_error("internal", message, "run with --debug for a traceback")

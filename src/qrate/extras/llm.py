@@ -175,8 +175,9 @@ class LocalLLM:
         vocab = m._model.vocab
         bos = [m.token_bos()] if m._model.add_bos_token() and m.token_bos() >= 0 else []
         tokens = bos + m.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        if len(tokens) + max_tokens > m.n_ctx():
+        if len(tokens) >= m.n_ctx():  # as create_completion: only a prompt that fills the context is an error
             raise QrateError(f"the LLM prompt is too long ({len(tokens)} tokens, n_ctx {m.n_ctx()})")
+        max_tokens = min(max_tokens, m.n_ctx() - len(tokens))
         # the longest common prefix with what the context holds; at least one token is evaluated
         # so that the logits are those of this prompt's last token
         keep = 0

@@ -84,12 +84,16 @@ class ExifTool:
             marker = b"{ready%d}" % self._n
             payload = b"".join(os.fsencode(a) + b"\n" for a in args) + b"-execute%d\n" % self._n
             try:
-                proc.stdin.write(payload)
-                proc.stdin.flush()
-            except (OSError, ValueError):
-                self._kill()
-                return None
-            out = self._read_until(proc, marker, self.timeout if timeout is None else timeout)
+                try:
+                    proc.stdin.write(payload)
+                    proc.stdin.flush()
+                except (OSError, ValueError):
+                    self._kill()
+                    return None
+                out = self._read_until(proc, marker, self.timeout if timeout is None else timeout)
+            except BaseException:  # interrupted mid-request: its answer is unread, so the process is
+                self._kill()       # out of step -- never hand the next request this one's answer
+                raise
             if out is None:
                 self._kill()
             return out
@@ -205,7 +209,7 @@ def _one_off(args: list[str], path: str, timeout: float) -> bytes | None:
                               timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout[:MAX_OUTPUT]
+    return proc.stdout if len(proc.stdout) <= MAX_OUTPUT else None  # too much: no answer, as execute()
 
 
 def run(args: list[str], path: str, timeout: float = TIMEOUT) -> bytes | None:
