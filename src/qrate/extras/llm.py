@@ -239,7 +239,26 @@ def load(explicit: str | None = None, n_threads: int | None = None) -> LocalLLM:
     except Exception as e:  # llama.cpp raises ValueError/RuntimeError for a bad file
         raise QrateError(f"cannot load the LLM model {path}: {e}", hint="is it a GGUF file? see docs/llm.md") from None
     _LOADED[path] = LocalLLM(path=path, source=source, load_s=time.perf_counter() - t, model=model)
+    if not _LOADED_CLOSE:  # free the models before interpreter shutdown (llama-cpp-python's __del__ then
+        import atexit      # finds its own module globals gone and prints "Exception ignored ...")
+
+        atexit.register(_close_loaded)
+        _LOADED_CLOSE.append(True)
     return _LOADED[path]
+
+
+_LOADED_CLOSE: list[bool] = []
+
+
+def _close_loaded() -> None:
+    for m in list(_LOADED.values()):
+        close = getattr(m.model, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # pragma: no cover - shutting down anyway
+                pass
+    _LOADED.clear()
 
 
 # -- slots ------------------------------------------------------------------------------------------

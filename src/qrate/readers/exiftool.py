@@ -120,14 +120,8 @@ class ExifTool:
 
     def _kill(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            proc.kill()
-            proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):  # pragma: no cover
-            pass
-        _close_pipes(proc)
+        if proc is not None:
+            _end(proc)
 
     def close(self) -> None:
         """Ask exiftool to exit (``-stay_open False``); kill it when it does not within a second."""
@@ -140,12 +134,19 @@ class ExifTool:
                 proc.stdin.flush()
                 proc.wait(timeout=1)
             except (OSError, ValueError, subprocess.TimeoutExpired):
-                try:
-                    proc.kill()
-                    proc.wait(timeout=5)
-                except (OSError, subprocess.TimeoutExpired):  # pragma: no cover
-                    pass
-            _close_pipes(proc)
+                _end(proc)
+            else:
+                _close_pipes(proc)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Kill ``proc``, reap it and close its pipes."""
+    try:
+        proc.kill()
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):  # pragma: no cover
+        pass
+    _close_pipes(proc)
 
 
 def _close_pipes(proc: subprocess.Popen) -> None:

@@ -13,7 +13,6 @@ started; an existing cluster is left running).
 
 from __future__ import annotations
 
-import importlib.util
 
 from qrate.errors import MissingExtraError, UsageError
 from qrate.extras.distributed.pathmap import PathMap, parse_path_map
@@ -31,15 +30,9 @@ __all__ = ["ENGINES", "INSTALL_HINT", "PathMap", "make_engine", "missing", "pars
 
 def missing(engine: str) -> list[str]:
     """What ``engine`` needs that is not installed (empty: all there)."""
-    out = []
-    for mod, what in _NEEDS.get(engine, {}).items():
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            out.append(what)
-    return out
+    from qrate.extras._needs import missing_modules
+
+    return missing_modules(_NEEDS.get(engine, {}))
 
 
 def require(engine: str) -> None:

@@ -17,7 +17,6 @@ README's. Their Python modules are never imported: only their data files are rea
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -39,15 +38,9 @@ _NEEDS = {
 
 def missing() -> list[str]:
     """What of the extra is not installed (empty: all there). Finds modules without importing them."""
-    out = []
-    for mod, what in _NEEDS.items():
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            out.append(what)
-    return out
+    from qrate.extras._needs import missing_modules
+
+    return missing_modules(_NEEDS)
 
 
 def require(feature: str = "face and subject detection") -> None:
