@@ -150,6 +150,29 @@ def test_one_exiftool_serves_every_request_and_names_never_become_options(tmp_pa
     assert et.proc is None
 
 
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool is not installed")
+def test_exiftool_answers_when_the_process_has_over_1024_files_open(tmp_path):
+    """Its pipe's descriptor is then numbered over 1024, where select() fails: poll() is used."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the file-descriptor limit ({hard}) is too low for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    et = exiftool.ExifTool(shutil.which("exiftool"))
+    try:
+        _dated_jpeg(tmp_path / "a.jpg")
+        out = et.execute(["-j", "-n", "-DateTimeOriginal", str(tmp_path / "a.jpg")])
+        assert et.proc.stdout.fileno() > 1024
+        assert out is not None and b"2024:05:06 07:08:09" in out
+    finally:
+        et.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a shell script stands in for exiftool")
 def test_a_hung_exiftool_costs_one_request_then_a_fresh_one_starts(tmp_path):
     fake = tmp_path / "exiftool"

@@ -102,14 +102,17 @@ class ExifTool:
         fd = proc.stdout.fileno()
         buf = bytearray()
         deadline = time.monotonic() + timeout
+        # poll(), not select(): select() fails for a descriptor numbered 1024 or more (a process with
+        # many files open)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         while True:
             if buf.endswith(marker + b"\n"):
                 return bytes(buf[: -len(marker) - 1])
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not poller.poll(max(1, int(left * 1000))):
                 return None
             chunk = os.read(fd, 1 << 16)
             if not chunk:  # exiftool died
