@@ -124,15 +124,11 @@ def emit(data) -> None:
 
 
 def emit_line(data) -> None:
-    """One JSON Lines record on stdout (names that are not UTF-8 as \\udcXX escapes: lossless)."""
-    import json
+    """One JSON Lines record on stdout (names that are not UTF-8 as \\udcXX escapes: lossless), in
+    the manifest's line format."""
+    from qrate.backends.export import json_line
 
-    text = json.dumps(data, ensure_ascii=False, sort_keys=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(data, ensure_ascii=True, sort_keys=False)
-    sys.stdout.write(json_text(text) + "\n")
+    sys.stdout.write(json_text(json_line(data)) + "\n")
 
 
 ERROR_CODES = {"UsageError": "usage", "MissingExtraError": "missing_extra", "IndexDbError": "index",
