@@ -1,4 +1,5 @@
-"""The OpenCV kernels of ``passes/features.py`` (issue 20) against the plain numpy definitions they
+"""The kernels of ``passes/features.py`` (issue 20: exact int16 second differences, integer sums,
+OpenCV for the histogram and the centre's gradient) against the plain numpy definitions they
 replace: same stored values, on generated scenes, grain, clipped and odd-sized frames and (when
 present) the real samples; and the same values in every process (one OpenCV thread)."""
 
@@ -14,7 +15,7 @@ from PIL import Image
 from qrate.demo.synth import Variant, degrade, render_scene
 from qrate.passes import features
 
-# -- the numpy definitions (the formulas of features version 5, before the kernels moved to OpenCV) --
+# -- the numpy definitions (the formulas of features version 5, before the kernels were rewritten) --
 
 
 def _block_sums(x, ny, nx, dtype=np.float64):
@@ -153,3 +154,22 @@ def test_same_values_in_every_process_and_run():
     with ProcessPoolExecutor(2) as pool:
         assert list(pool.map(_in_worker, [(i.size, i.tobytes()) for i in imgs])) == inline
     assert features._cv().getNumThreads() == 1  # no OpenCV thread pool inside the ingest workers
+
+
+def test_second_differences_are_exact_at_the_extremes():
+    """int16 holds every second difference of 8-bit levels: a 0/255 checkerboard (the largest
+    residual, 8 x 255: the mask's positive weights sum to 8) and random levels give the float64
+    definitions exactly."""
+    rng = np.random.default_rng(3)
+    board = (np.indices((33, 47)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    for a8 in (board, rng.integers(0, 256, (41, 29), dtype=np.uint8)):
+        a = a8.astype(np.float64)
+        c = a[1:-1, 1:-1]
+        want = [a[1:-1, :-2] + a[1:-1, 2:] - 2 * c, a[:-2, 1:-1] + a[2:, 1:-1] - 2 * c,
+                a[:-2, :-2] + a[2:, 2:] - 2 * c, a[:-2, 2:] + a[2:, :-2] - 2 * c]
+        dx = a[:, :-2] - 2 * a[:, 1:-1] + a[:, 2:]
+        want.append(dx[:-2] - 2 * dx[1:-1] + dx[2:])
+        got = features.second_differences(a8)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and np.array_equal(g.astype(np.float64), w)
+    assert np.abs(features.second_differences(board)[4]).max() == 8 * 255

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # numpy, PIL and OpenCV load where a feature is computed: ``q
 # camera and capture time (re-reading every row once re-decides both); 5: graded exposure (low/high key
 # is intent, only an exposure with nothing rescued is a hard flag), base-ISO noise limit, per-frame
 # motion blur (``motion_ratio``) and a 16x16 layout thumbnail for visual grouping (issue 17)
+# (the exact integer kernels of issue 20 give version 5's stored values: tests/test_features_kernels.py)
 FEATURES_VERSION = 5
 TILE_GRID = 4  # sharpness is also measured on a 4x4 grid of tiles; the best tile counts
 
@@ -71,12 +72,12 @@ def judgeable(f: dict | None) -> bool:
     return f is not None and NOT_JUDGED not in f
 
 
-# The kernels run in OpenCV (one thread: deterministic, and the pool already uses every core); the
-# values agree with the plain numpy definitions in the docstrings to the stored precision
-# (tests/test_features_kernels.py keeps those definitions as the reference).
+# The kernels: second differences in int16 numpy slices (exact), variances from exact integer sums,
+# block means by reshape, the histogram and the centre's gradient in OpenCV (one thread: deterministic,
+# and the pool already uses every core). The values agree with the plain numpy definitions in the
+# docstrings (tests/test_features_kernels.py keeps those definitions as the reference).
 _cv2 = None
-_K: dict = {}  # the kernels, float32: second differences along x, y, the diagonal and the anti-diagonal,
-# the Immerkaer mask, and np.gradient's central differences
+_K: dict = {}  # np.gradient's central differences, as OpenCV kernels
 
 
 def _cv():
@@ -86,20 +87,31 @@ def _cv():
         import numpy as np
 
         cv2.setNumThreads(1)
-        h = np.array([[0, 0, 0], [1, -2, 1], [0, 0, 0]], np.float32)
         gx = np.array([[-0.5, 0, 0.5]], np.float32)
-        _K.update(h=h, v=np.ascontiguousarray(h.T), d=np.array([[1, 0, 0], [0, -2, 0], [0, 0, 1]], np.float32),
-                  a=np.array([[0, 0, 1], [0, -2, 0], [1, 0, 0]], np.float32),
-                  immerkaer=np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32),
-                  gx=gx, gy=np.ascontiguousarray(gx.T))
+        _K.update(gx=gx, gy=np.ascontiguousarray(gx.T))
         _cv2 = cv2
     return _cv2
 
 
-def _filt(a: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """``k`` applied to ``a`` (float32), on the interior only (a 1-pixel border is dropped)."""
-    cv2 = _cv()
-    return cv2.filter2D(a, cv2.CV_32F, k, borderType=cv2.BORDER_REPLICATE)[1:-1, 1:-1]
+def second_differences(a8: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The second differences of a uint8 image on its interior, exact in int16: along x, y, the
+    diagonal and the anti-diagonal ([1 -2 1] each), and Immerkaer's residual (the 3x3 mask
+    [1 -2 1; -2 4 -2; 1 -2 1], the y second difference of the x one)."""
+    import numpy as np
+
+    a = a8.astype(np.int16)
+    c2 = a[1:-1, 1:-1] * 2
+    h2 = a[:, 2:] + a[:, :-2]
+    h2 -= a[:, 1:-1] * 2  # the x second difference on every row
+    d_v = a[2:, 1:-1] + a[:-2, 1:-1]
+    d_v -= c2
+    d_d = a[2:, 2:] + a[:-2, :-2]
+    d_d -= c2
+    d_a = a[2:, :-2] + a[:-2, 2:]
+    d_a -= c2
+    imm = h2[2:] + h2[:-2]
+    imm -= h2[1:-1] * 2
+    return h2[1:-1], d_v, d_d, d_a, imm
 
 
 def _var(x: np.ndarray) -> float:
@@ -108,18 +120,23 @@ def _var(x: np.ndarray) -> float:
     return float(sd[0, 0]) ** 2
 
 
+def _block_sums(x: np.ndarray, ny: int, nx: int, dtype) -> np.ndarray:
+    """Sums over an ny x nx grid of equal blocks (the remainder rows/cols are dropped)."""
+    bh, bw = x.shape[0] // ny, x.shape[1] // nx
+    return x[: bh * ny, : bw * nx].reshape(ny, bh, nx, bw).sum(axis=(1, 3), dtype=dtype)
+
+
 def _tile_var(d: np.ndarray) -> np.ndarray:
-    """Variance of ``d`` in each tile of a TILE_GRID x TILE_GRID grid (remainder rows/cols dropped)."""
+    """Variance of ``d`` (int16) in each tile of a TILE_GRID x TILE_GRID grid (remainder rows/cols
+    dropped), from exact integer sums."""
     import numpy as np
 
-    cv2 = _cv()
-    th, tw = d.shape[0] // TILE_GRID, d.shape[1] // TILE_GRID
-    out = np.empty((TILE_GRID, TILE_GRID))
-    for i in range(TILE_GRID):
-        for j in range(TILE_GRID):
-            _, sd = cv2.meanStdDev(d[i * th : (i + 1) * th, j * tw : (j + 1) * tw])
-            out[i, j] = float(sd[0, 0]) ** 2
-    return out
+    g = TILE_GRID
+    n = (d.shape[0] // g) * (d.shape[1] // g)
+    c = d.astype(np.int32)
+    s = _block_sums(c, g, g, np.int64) / n
+    q = _block_sums(c * c, g, g, np.int64) / n
+    return np.maximum(q - s * s, 0.0)
 
 
 def _block_means(x: np.ndarray, ny: int, nx: int) -> np.ndarray:
@@ -137,22 +154,24 @@ NOISE_BLOCK = 16
 NOISE_QUANTILE = 0.10
 
 
-def noise_estimate(a: np.ndarray) -> float:
+def noise_estimate(a8: np.ndarray, residual: np.ndarray | None = None) -> float:
     """Noise sigma in gray levels: the flattest blocks' mean absolute Immerkaer residual.
-    (``a``: float32 gray levels; the residual is the 3x3 mask [1 -2 1; -2 4 -2; 1 -2 1] on the
-    interior, averaged per 16x16 block; blocks with a pixel <= 6 or >= 249 are left out.)"""
+    (``a8``: the uint8 image; the residual is the 3x3 mask [1 -2 1; -2 4 -2; 1 -2 1] on the
+    interior (:func:`second_differences`, passed in when already computed), averaged per 16x16
+    block; blocks with a pixel <= 6 or >= 249 are left out.)"""
     import numpy as np
 
-    _cv()
-    c = np.abs(_filt(np.ascontiguousarray(a, dtype=np.float32), _K["immerkaer"]))
-    inner = a[1:-1, 1:-1]
+    if residual is None:
+        residual = second_differences(a8)[4]
     b = NOISE_BLOCK
-    h, w = c.shape[0] - c.shape[0] % b, c.shape[1] - c.shape[1] % b
-    if h == 0 or w == 0:
+    h, w = residual.shape[0] - residual.shape[0] % b, residual.shape[1] - residual.shape[1] % b
+    if h <= 0 or w <= 0:
         return 0.0
-    blocks = _block_means(c[:h, :w], h // b, w // b).astype(np.float64)
-    clipped = ((inner[:h, :w] <= 6) | (inner[:h, :w] >= 249)).astype(np.float32)
-    unclipped = _block_means(clipped, h // b, w // b) == 0
+    ny, nx = h // b, w // b
+    blocks = _block_sums(np.abs(residual[:h, :w]).astype(np.int32), ny, nx, np.int64) / (b * b)
+    inner = a8[1:1 + h, 1:1 + w]
+    clipped = (inner <= 6) | (inner >= 249)
+    unclipped = ~clipped.reshape(ny, b, nx, b).any(axis=(1, 3))
     sig = blocks[unclipped] * (math.sqrt(math.pi / 2) / 6)
     if sig.size < 8:
         return 0.0
@@ -240,19 +259,18 @@ def layout_similarity(x: str | None, y: str | None) -> float | None:
     return float(a @ b) / (na * nb)
 
 
-def compute(gray: Image.Image, iso: int | None = None) -> dict:
-    """Features and flags of one grayscale image. Pure and deterministic."""
+def measure(gray: Image.Image) -> dict:
+    """The measurements of one grayscale image, unrounded (:func:`compute` rounds and flags them). Pure."""
     import numpy as np
 
-    a8 = np.asarray(gray, dtype=np.uint8)
+    a8 = np.ascontiguousarray(np.asarray(gray, dtype=np.uint8))
     h, w = a8.shape
     if h < 8 or w < 8:
         raise ValueError("image too small for features")
     cv2 = _cv()
-    a = a8.astype(np.float32)
     # second differences along x, y and both diagonals (interior pixels); the Laplacian is x + y
-    d_h, d_v, d_d, d_a = (_filt(a, _K[k]) for k in "hvda")
-    lap = cv2.add(d_h, d_v)
+    d_h, d_v, d_d, d_a, residual = second_differences(a8)
+    lap = d_h + d_v
     sharp_global = _var(lap)
     # tile grid: the sharpest of 4x4 tiles counts (a sharp subject on a blurred background)
     sharp_tile = float(_tile_var(lap).max())
@@ -264,59 +282,70 @@ def compute(gray: Image.Image, iso: int | None = None) -> dict:
     motion_ratio = min(dir_var) / max(dir_var) if max(dir_var) > 1e-6 else 1.0
     # centre-weighted: Gaussian weight centred in the frame (sigma = 1/4 of each side). The weight
     # is separable, so the weighted sums are two matrix-vector products.
+    lapf = lap.astype(np.float32)
     wy = np.exp(-0.5 * ((np.arange(lap.shape[0]) - lap.shape[0] / 2) / (lap.shape[0] / 4)) ** 2)
     wx = np.exp(-0.5 * ((np.arange(lap.shape[1]) - lap.shape[1] / 2) / (lap.shape[1] / 4)) ** 2)
     wsum = wy.sum() * wx.sum()
     wx32 = wx.astype(np.float32)
-    mean_c = float(wy @ (lap @ wx32).astype(np.float64) / wsum)
-    sq = cv2.multiply(lap, lap)
-    sharp_center = max(0.0, float(wy @ (sq @ wx32).astype(np.float64) / wsum) - mean_c * mean_c)
+    mean_c = float(wy @ (lapf @ wx32).astype(np.float64) / wsum)
+    sharp_center = max(0.0, float(wy @ ((lapf * lapf) @ wx32).astype(np.float64) / wsum) - mean_c * mean_c)
     # exposure
     hist = cv2.calcHist([a8], [0], None, [256], [0, 256]).ravel().astype(np.float64)
     total = hist.sum()
     cdf = np.cumsum(hist) / total
     p1, p50, p99 = (int(np.searchsorted(cdf, q)) for q in (0.01, 0.5, 0.99))
     mean = float((hist * np.arange(256)).sum() / total)
-    clip_low = float(hist[:3].sum() / total)
-    clip_high = float(hist[253:].sum() / total)
     prob = hist[hist > 0] / total
-    entropy = float(-(prob * np.log2(prob)).sum())
     # noise: Immerkaer's residual (a 3x3 mask that cancels planes and linear ramps), averaged per
     # 16x16 block; the 10th percentile over blocks without clipped pixels. Texture raises a block's
     # value, so the flattest blocks measure the noise (see docs/features.md).
-    noise_sigma = noise_estimate(a)
+    noise_sigma = noise_estimate(a8, residual)
     # saliency proxy: edge density (3x3-smoothed gradient magnitude > 8, central differences) in the
     # central region; smoothed and differentiated on the centre plus a 2-pixel margin only
     # (ch, cw >= 2 as h, w >= 8)
     ch, cw = h // 4, w // 4
-    region = cv2.blur(a[ch - 2 : h - ch + 2, cw - 2 : w - cw + 2], (3, 3), borderType=cv2.BORDER_REPLICATE)
+    region = cv2.blur(a8[ch - 2 : h - ch + 2, cw - 2 : w - cw + 2].astype(np.float32), (3, 3),
+                      borderType=cv2.BORDER_REPLICATE)
     gx = cv2.filter2D(region, cv2.CV_32F, _K["gx"], borderType=cv2.BORDER_REPLICATE)[2:-2, 2:-2]
     gy = cv2.filter2D(region, cv2.CV_32F, _K["gy"], borderType=cv2.BORDER_REPLICATE)[2:-2, 2:-2]
     centre = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy))
     edge_density = float(np.count_nonzero(centre > 8.0) / centre.size) if centre.size else 0.0
+    return {
+        "sharpness": sharp_tile, "sharpness_global": sharp_global, "sharpness_dir": sharp_dir,
+        "sharpness_center": sharp_center, "mean": mean, "p1": p1, "p50": p50, "p99": p99,
+        "clip_low": float(hist[:3].sum() / total), "clip_high": float(hist[253:].sum() / total),
+        "noise": noise_sigma, "edge_density": edge_density, "entropy": float(-(prob * np.log2(prob)).sum()),
+        "motion_ratio": motion_ratio, "layout": layout(a8),
+    }
 
-    flags = flags_for(sharp_tile, mean, clip_high, clip_low, noise_sigma, iso, p1, p99, motion_ratio)
+
+def compute(gray: Image.Image, iso: int | None = None) -> dict:
+    """Features and flags of one grayscale image (the 512 px analysis image of ``passes/preview``).
+    Pure and deterministic."""
+    m = measure(gray)
+    flags = flags_for(m["sharpness"], m["mean"], m["clip_high"], m["clip_low"], m["noise"], iso, m["p1"], m["p99"],
+                      m["motion_ratio"])
 
     def r(x: float, n: int = 3) -> float:
         return float(round(x, n)) if math.isfinite(x) else 0.0
 
     return {
-        "sharpness": r(sharp_tile, 2),
-        "sharpness_global": r(sharp_global, 2),
-        "sharpness_dir": r(sharp_dir, 2),
-        "sharpness_center": r(sharp_center, 2),
-        "mean": r(mean, 2),
-        "p1": p1,
-        "p50": p50,
-        "p99": p99,
-        "clip_low": r(clip_low, 4),
-        "clip_high": r(clip_high, 4),
-        "noise": r(noise_sigma, 3),
+        "sharpness": r(m["sharpness"], 2),
+        "sharpness_global": r(m["sharpness_global"], 2),
+        "sharpness_dir": r(m["sharpness_dir"], 2),
+        "sharpness_center": r(m["sharpness_center"], 2),
+        "mean": r(m["mean"], 2),
+        "p1": m["p1"],
+        "p50": m["p50"],
+        "p99": m["p99"],
+        "clip_low": r(m["clip_low"], 4),
+        "clip_high": r(m["clip_high"], 4),
+        "noise": r(m["noise"], 3),
         "iso": iso,
-        "edge_density": r(edge_density, 4),
-        "entropy": r(entropy, 3),
-        "motion_ratio": r(motion_ratio, 4),
-        "key": exposure_key(mean, p1, p99),
-        "layout": layout(a),
+        "edge_density": r(m["edge_density"], 4),
+        "entropy": r(m["entropy"], 3),
+        "motion_ratio": r(m["motion_ratio"], 4),
+        "key": exposure_key(m["mean"], m["p1"], m["p99"]),
+        "layout": m["layout"],
         "flags": flags,
     }
