@@ -231,3 +231,20 @@ def test_the_exiftool_of_a_process_ends_with_it(tmp_path, how):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_pool_workers_do_not_import_the_command_line(tmp_path):
+    """The command marks its main module (console script or ``python -m qrate``) as holding nothing
+    for pool workers: a worker started by forkserver or spawn then does not re-import the whole CLI."""
+    script = tmp_path / "entry.py"
+    script.write_text(
+        "import json, multiprocessing.spawn as s\n"
+        "from qrate.cli import workers_skip_main\n"
+        "before = sorted(k for k in s.get_preparation_data('w') if k.startswith('init_main'))\n"
+        "workers_skip_main()\n"
+        "after = sorted(k for k in s.get_preparation_data('w') if k.startswith('init_main'))\n"
+        "print(json.dumps([before, after]))\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60)
+    before, after = json.loads(out.stdout)
+    assert before == ["init_main_from_path"] and after == []

@@ -270,7 +270,8 @@ def _mp_context():
     # forkserver, not fork: LibRaw's OpenMP runtime can deadlock in forked children
     ctx = multiprocessing.get_context("forkserver" if hasattr(os, "fork") else "spawn")
     if hasattr(os, "fork"):
-        ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor"])
+        # the decoders and kernels load once, in the forkserver, not in every worker on its first file
+        ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor", "cv2"])
         _start_helpers_quietly()
     return ctx
 
@@ -288,8 +289,8 @@ class _RunPool:
     arguments of those maps (the ingest options, None for hashing, each analyzer), handed to every
     worker when it starts; a task names its map's one (:func:`_with_context`).
 
-    :meth:`prestart` starts the forkserver, whose preload (the decoders: numpy, PIL, rawpy) then
-    runs in its own process while this one walks the folders. A crash breaks the pool:
+    :func:`run_index` starts the forkserver first, whose preload (the decoders: numpy, PIL, OpenCV)
+    then runs in its own process while this one walks the folders. A crash breaks the pool:
     :meth:`broken` drops it and the next :meth:`make` starts a fresh one."""
 
     def __init__(self, workers: int, contexts: tuple) -> None:
@@ -302,10 +303,6 @@ class _RunPool:
             if c is init_arg:
                 return i
         return None
-
-    def prestart(self) -> None:
-        if self.workers > 1:
-            _mp_context()
 
     def make(self, workers: int) -> ProcessPoolExecutor:
         """The shared executor (``workers`` = the run's), or a fresh one-worker pool (crash isolation)."""
@@ -488,14 +485,22 @@ RETRY_CODES = {"unreadable", "vanished", "internal"}
 
 
 def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Progress | None = None) -> IndexReport:
+    t0 = time.perf_counter()
+    workers = opts.workers or default_workers()
+    roots = [os.path.abspath(r) for r in roots]
+    known = ws.index.known(roots)
+    if not known and opts.engine is None and workers > 1:
+        # a first index of these folders: start the forkserver first, so that its preload (the
+        # decoders) runs while this process imports the passes and walks the folders (a re-run
+        # that finds nothing new never starts one)
+        _mp_context()
     from qrate.passes.ingest import IngestOptions
 
-    workers = opts.workers or default_workers()
     iopts = IngestOptions(opts.preview, opts.exiftool_metadata)
     # one worker pool for the whole run (ingest rounds, hashes, optional passes), not one per map
     pool = _RunPool(workers, (None, iopts, *opts.analyzers))
     try:
-        return _run_index(roots, ws, opts, progress, pool, iopts, workers)
+        return _run_index(roots, ws, opts, progress, pool, iopts, workers, known, t0)
     except BaseException:  # Ctrl-C, SIGTERM, an error: end the workers now
         pool.stop()
         raise
@@ -504,17 +509,9 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
 
 
 def _run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Progress | None, pool: _RunPool,
-               iopts: IngestOptions, workers: int) -> IndexReport:
+               iopts: IngestOptions, workers: int, known: dict, t0: float) -> IndexReport:
     progress = progress or (lambda *a: None)
     report = IndexReport()
-    t0 = time.perf_counter()
-    roots = [os.path.abspath(r) for r in roots]
-    known = ws.index.known(roots)
-    if not known and opts.engine is None:
-        # a first index of these folders: start the forkserver now, so that its preload (the
-        # decoders) runs while this process walks the folders (a re-run that finds nothing new
-        # never starts one)
-        pool.prestart()
     skip = [ws.db_dir] if ws.db_dir else []
     scanned = scan(roots, opts.exts, skip_dirs=skip, follow_symlinks=opts.follow_symlinks)
     report.folder_errors = scanned.errors

@@ -27,14 +27,14 @@ def _config_value(key: str) -> str | None:
     """``key`` of ``$XDG_CONFIG_HOME/qrate/config.yaml`` (read under the safe-YAML rule)."""
     import os
 
-    from qrate.errors import QrateError
-    from qrate.frontend.plans import safe_yaml
-    from qrate.readers.safeio import read_regular
-
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     path = os.path.join(base, "qrate", "config.yaml")
     if not os.path.isfile(path):
         return None
+    from qrate.errors import QrateError
+    from qrate.frontend.plans import safe_yaml  # the YAML parser and plan models load only when there is a config
+    from qrate.readers.safeio import read_regular
+
     try:
         data = safe_yaml(read_regular(path, max_bytes=1 << 20).decode("utf-8", "replace"), path) or {}
     except OSError as e:

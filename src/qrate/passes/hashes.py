@@ -7,16 +7,24 @@ downsample with a box filter and compute the DCT as a matrix product: about 10x 
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 import blake3
-import numpy as np
-from PIL import Image
 
 from qrate.readers.safeio import open_regular_file
+
+if TYPE_CHECKING:  # numpy and PIL load where a perceptual hash is computed (not for blake3 in the main process)
+    import numpy as np
+    from PIL import Image
 
 CHUNK = 1 << 20
 
 
+@functools.cache
 def _dct_matrix(n: int) -> np.ndarray:
+    import numpy as np
+
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
     m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
@@ -24,25 +32,29 @@ def _dct_matrix(n: int) -> np.ndarray:
     return m
 
 
-_DCT32 = _dct_matrix(32)
-
-
 def _hex(bits: np.ndarray) -> str:
-    value = 0
-    for b in bits.ravel():
-        value = (value << 1) | int(b)
-    return f"{value:016x}"
+    """64 booleans, first bit most significant, as 16 hex digits."""
+    import numpy as np
+
+    return np.packbits(bits.ravel()).tobytes().hex()
 
 
 def dhash(gray: Image.Image) -> str:
+    import numpy as np
+    from PIL import Image
+
     small = gray.resize((72, 64), Image.Resampling.BOX) if gray.width > 72 else gray
     px = np.asarray(small.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.float32)
     return _hex(px[:, 1:] > px[:, :-1])
 
 
 def phash(gray: Image.Image) -> str:
+    import numpy as np
+    from PIL import Image
+
     px = np.asarray(gray.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
-    dct = _DCT32 @ px @ _DCT32.T
+    d32 = _dct_matrix(32)
+    dct = d32 @ px @ d32.T
     low = dct[:8, :8]
     return _hex(low > np.median(low))
 
