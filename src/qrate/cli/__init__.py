@@ -328,11 +328,12 @@ def _report(e: QrateError, code: str | None = None) -> int:
 
 def workers_skip_main() -> None:
     """Pool workers started by forkserver or spawn first import the parent's main module (for what
-    it defines). For the ``qrate`` command that module is the console script or ``qrate.__main__``,
-    which imports the whole command line (typer, rich, pydantic: about 0.3 s of CPU per worker,
-    before its first file); the workers only run functions of qrate's own modules, so the main
-    module is marked as holding nothing for them. Only for the command, never for a program that
-    uses qrate as a library (its workers may need its main module)."""
+    it defines). For the ``qrate`` console script that module imports the whole command line
+    (typer, rich, pydantic: about 0.3 s of CPU per worker, before its first file; ``python -m
+    qrate`` is spared by multiprocessing, which skips a ``__main__`` module by name); the workers
+    only run functions of qrate's own modules, so the main module is marked as holding nothing for
+    them. Only for the command, never for a program that uses qrate as a library (its workers may
+    need its main module)."""
     m = sys.modules.get("__main__")
     if m is None:
         return

@@ -72,9 +72,9 @@ def judgeable(f: dict | None) -> bool:
     return f is not None and NOT_JUDGED not in f
 
 
-# The kernels: second differences in int16 numpy slices (exact), variances from exact integer sums,
-# block means by reshape, the histogram and the centre's gradient in OpenCV (one thread: deterministic,
-# and the pool already uses every core). The values agree with the plain numpy definitions in the
+# The kernels: second differences in int16 numpy slices (exact), tile variances and noise-block means
+# from exact integer sums; whole-frame variances, the histogram, the layout's block means and the
+# centre's gradient in OpenCV (one thread: deterministic, and the pool already uses every core). The values agree with the plain numpy definitions in the
 # docstrings (tests/test_features_kernels.py keeps those definitions as the reference).
 _cv2 = None
 _K: dict = {}  # np.gradient's central differences, as OpenCV kernels

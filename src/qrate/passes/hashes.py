@@ -29,6 +29,7 @@ def _dct_matrix(n: int) -> np.ndarray:
     i = np.arange(n)[None, :]
     m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
     m[0] /= np.sqrt(2.0)
+    m.setflags(write=False)  # cached: one array for every caller
     return m
 
 
