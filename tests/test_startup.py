@@ -290,3 +290,34 @@ def test_pool_workers_keep_freed_memory_for_the_next_file():
     if plain_faults < 2_000:
         pytest.skip(f"a plain worker faults only {plain_faults} pages here: no churn to remove")
     assert qrate_faults < min(500, plain_faults // 10), (qrate_faults, plain_faults)
+
+
+def _stripped_dng_after_dirty_heap(path: str) -> tuple:
+    """In this (pool) process: leave freed memory full of bytes, then ingest ``path``."""
+    import numpy as np
+
+    from qrate.passes.ingest import IngestOptions, ingest_one
+    from qrate.passes.preview import PreviewOptions
+    from qrate.passes.scan import ScanEntry
+
+    for seed in range(5):
+        junk = [np.random.default_rng(seed).integers(1, 255, 3 << 20, dtype=np.uint8) for _ in range(4)]
+        del junk
+    st = os.stat(path)
+    a = ingest_one(ScanEntry(path, st.st_size, st.st_mtime_ns, "dng"), IngestOptions(PreviewOptions())).asset
+    return a.status, a.error.code if a.error else None, a.error.message if a.error else None
+
+
+def test_a_stripped_raw_reads_the_same_in_a_worker_that_keeps_freed_memory(samples):
+    """LibRaw leaves a stripped DNG's raw buffer unwritten; in a pool worker that keeps freed memory
+    it must still read as zeros ("no real signal"), not as the bytes an earlier file left."""
+    path = samples / "exiftool" / "DNG.dng"
+    if not path.exists():
+        pytest.skip("exiftool/DNG.dng is not in the samples")
+    pool = executor._new_pool(1, None)
+    try:
+        status, code, message = pool.submit(_stripped_dng_after_dirty_heap, str(path)).result(timeout=120)
+    finally:
+        pool.shutdown()
+    assert (status, code) == ("error", "no_preview")
+    assert "within 0..0" in message

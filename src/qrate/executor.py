@@ -168,6 +168,11 @@ def _keep_freed_memory() -> None:
         return
     mallopt(-3, WORKER_MALLOC_MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
     mallopt(-1, WORKER_MALLOC_TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+    from qrate.passes import preview
+
+    # LibRaw leaves a stripped file's raw buffer unwritten: it must read as zeros (fresh pages did),
+    # not as an earlier file's bytes (preview.zeroed_allocations)
+    preview._MALLOPT = mallopt
 
 
 def _with_context(key: int, fn, item):

@@ -137,7 +137,7 @@ def strat_rawpy(ctx: Context) -> list[Candidate]:
     import rawpy
 
     try:
-        with quiet_stderr(), rawpy.imread(libraw_path(ctx)) as raw:
+        with quiet_stderr(), zeroed_allocations(), rawpy.imread(libraw_path(ctx)) as raw:
             thumb = raw.extract_thumb()
     except Exception:  # LibRaw errors are many and untyped; absence of a thumb is not an error here
         return []
@@ -211,13 +211,40 @@ def quiet_stderr():
         os.close(saved)
 
 
+#: glibc's ``mallopt`` in a process that keeps freed memory for the next file (set by the pool
+#: workers: ``executor._keep_freed_memory``); None elsewhere
+_MALLOPT = None
+_M_PERTURB = -6
+
+
+@contextmanager
+def zeroed_allocations():
+    """Every block the allocator hands out while the body runs is filled with zeros (glibc only, and
+    only in a process that keeps freed memory; elsewhere nothing changes).
+
+    LibRaw reads a stripped or truncated file's raw data into a buffer it never fills. Fresh pages
+    from the kernel are zeros, so such a file reads as "no real signal" (:func:`raw_signal`); in a
+    worker that keeps freed memory the buffer would hold an earlier file's bytes and a stripped file
+    would "decode" as noise, differently after different files. glibc's M_PERTURB fills each block
+    it hands out with the perturb byte XOR 0xFF: 0xFF gives zeros, as calloc would."""
+    m = _MALLOPT
+    if m is None:
+        yield
+        return
+    m(_M_PERTURB, 0xFF)
+    try:
+        yield
+    finally:
+        m(_M_PERTURB, 0)
+
+
 def strat_raw_decode(ctx: Context) -> list[Candidate]:
     if not ctx.is_raw:
         return []
     import rawpy
 
     try:
-        with quiet_stderr(), rawpy.imread(libraw_path(ctx)) as raw:
+        with quiet_stderr(), zeroed_allocations(), rawpy.imread(libraw_path(ctx)) as raw:
             blacks = list(raw.black_level_per_channel or [0])
             ctx.raw_signal = raw_signal(raw.raw_image_visible, sum(blacks) / len(blacks), raw.white_level)
             if not ctx.raw_signal["signal"]:
