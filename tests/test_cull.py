@@ -258,3 +258,30 @@ def test_best_of_burst_hits_counts_a_backup_copy_for_its_original():
         {"path": "c/4", "burst": 1, "is_best": False, "duplicate_of": None},
     ]
     assert best_of_burst_hits(truth, {"b/1": "best", "c/1": "trash", "c/2": "good", "c/3": "good", "c/4": "best"}) == (1, 2, [1])
+
+
+def test_no_cyclic_gc_during_a_cull_and_it_comes_back_after(monkeypatch):
+    """run_cull (and run_plan) hold the cyclic collector off while they load and cull (it walked every
+    row again for nothing: docs/performance.md), and turn it back on after, also when the cull fails."""
+    import gc
+
+    from qrate.passes import cull as cull_mod
+
+    seen = []
+
+    def fake(assets, params):
+        seen.append(gc.isenabled())
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cull_mod, "cull", fake)
+    assert gc.isenabled()
+    with Workspace(None) as ws, pytest.raises(RuntimeError):
+        run_cull(None, ws, CullParams())
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        with Workspace(None) as ws, pytest.raises(RuntimeError):
+            run_cull(None, ws, CullParams())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -172,7 +172,7 @@ def _keep_freed_memory() -> None:
 
     # LibRaw leaves a stripped file's raw buffer unwritten: it must read as zeros (fresh pages did),
     # not as an earlier file's bytes (preview.zeroed_allocations)
-    preview._MALLOPT = mallopt
+    preview.zero_libraw_allocations(mallopt)
 
 
 def _with_context(key: int, fn, item):

@@ -211,10 +211,17 @@ def quiet_stderr():
         os.close(saved)
 
 
-#: glibc's ``mallopt`` in a process that keeps freed memory for the next file (set by the pool
-#: workers: ``executor._keep_freed_memory``); None elsewhere
+#: glibc's ``mallopt`` in a process that keeps freed memory for the next file (the pool workers:
+#: ``executor._keep_freed_memory`` calls :func:`zero_libraw_allocations`); None elsewhere
 _MALLOPT = None
 _M_PERTURB = -6
+
+
+def zero_libraw_allocations(mallopt) -> None:
+    """This process keeps freed memory (glibc's ``mallopt`` given): from now on LibRaw's blocks are
+    zeroed while it runs (:func:`zeroed_allocations`)."""
+    global _MALLOPT
+    _MALLOPT = mallopt
 
 
 @contextmanager
