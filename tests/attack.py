@@ -392,6 +392,20 @@ def _limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
 
 
+def default_signals() -> None:
+    """In a child about to exec qrate: SIGINT, SIGHUP and SIGTERM at their default action. A child
+    inherits an ignored signal, and qrate rightly keeps it ignored (``nohup``, a background job of
+    a non-interactive shell: how a test run may itself have been started); a test that sends one
+    must not depend on that."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def limit_with_default_signals() -> None:
+    _limit()
+    default_signals()
+
+
 def run_qrate(argv: list, env: dict, cwd: Path, timeout: float = TIMEOUT) -> Result:
     argv = [a if isinstance(a, bytes) else str(a) for a in argv]
     t = time.monotonic()

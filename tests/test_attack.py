@@ -33,6 +33,7 @@ from tests.attack import (
     scan_output,
     wait_for,
     _limit,
+    limit_with_default_signals,
 )
 
 
@@ -395,7 +396,7 @@ def test_signal_during_index_ends_every_process_and_prints_one_line(world, big_s
     db = big_shoot / f"{sig.name}.sqlite"
     proc = subprocess.Popen([*QRATE, "index", str(big_shoot / "shoot"), "--db", str(db), "-j", "2"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=w.env(),
-                            cwd=str(w.home), preexec_fn=_limit, start_new_session=True)
+                            cwd=str(w.home), preexec_fn=limit_with_default_signals, start_new_session=True)
     problems = []
     try:
         # mid-run: workers are up and the first batch is committed
