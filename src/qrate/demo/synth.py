@@ -55,11 +55,24 @@ def render_scene(seed: int, width: int, height: int) -> Image.Image:
         x1, y1 = x0 + rng.uniform(-150, 150) * s, y0 + rng.uniform(-150, 150) * s
         draw.line([x0, y0, x1, y1], fill=tuple(int(c) for c in rng.integers(0, 255, 3)), width=max(1, int(2 * s)))
     arr = np.asarray(img, dtype=np.float32)
-    # fine texture (foliage/fabric-like), deterministic
-    tex = rng.normal(0, 1, (height // 2 + 1, width // 2 + 1)).astype(np.float32)
-    tex = np.kron(tex, np.ones((2, 2), np.float32))[:height, :width]
+    # fine texture (foliage/fabric-like), deterministic: white noise through a Gaussian of 0.8 px
+    # (the optics), so it is stationary -- the same statistics at every pixel phase. (Until 2026-12
+    # it was 2x2-pixel blocks aligned to the pixel grid, which a 1/2-scale JPEG decode kept or lost
+    # with each frame's shift against the 8x8 DCT grid: docs/performance.md.)
+    tex = _gaussian_blur(rng.normal(0, 1, (height, width)).astype(np.float32), 0.8)
+    tex *= np.float32(1.0 / max(float(tex.std()), 1e-6))
     arr += tex[:, :, None] * 9.0
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def _gaussian_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a float image (edges reflected), in numpy."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2).astype(np.float32)
+    k /= k.sum()
+    p = np.pad(a, r, mode="reflect")
+    rows = sum(k[i] * p[:, i : i + a.shape[1]] for i in range(2 * r + 1))
+    return sum(k[i] * rows[i : i + a.shape[0]] for i in range(2 * r + 1)).astype(np.float32)
 
 
 def _motion_blur(img: Image.Image, length: int, horizontal: bool) -> Image.Image:
