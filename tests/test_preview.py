@@ -109,6 +109,22 @@ def test_decode_uses_dct_scaling(jpeg, scene):
     assert P.decode(cand, None, 1, 900, edge=10_000).size == (1000, 667)
 
 
+def test_extract_decodes_at_the_dct_scale_that_keeps_one_and_a_half_the_analysis_edge(dng, monkeypatch):
+    """Features version 6: a 1620 px preview decodes at 1/2 scale (810 px, the smallest DCT scale
+    keeping 768) and is box-filtered from there; the vision pass (target = edge) decodes at its own
+    edge as before."""
+    seen = []
+    shrink = P.shrink
+    monkeypatch.setattr(P, "shrink", lambda img, edge: seen.append(img.size) or shrink(img, edge))
+    assert P.dct_stop(P.PreviewOptions()) == 768
+    img, cand, _ = P.extract(ctx_of(dng(previews=(1620,))), 1, P.PreviewOptions())
+    assert cand.long_edge == 1620 and seen == [(810, 540)] and img.size == (512, 341)
+    seen.clear()
+    img, _, _ = P.extract(ctx_of(dng(previews=(1620,))), 1, P.PreviewOptions(target=384, edge=384, mode="RGB"))
+    assert P.dct_stop(P.PreviewOptions(target=384, edge=384)) == 384
+    assert seen == [(405, 270)] and img.size == (384, 256)
+
+
 def test_bomb_is_refused(tmp_path, jpeg):
     data = bytearray(open(jpeg(), "rb").read())
     i = data.find(b"\xff\xc0")

@@ -19,8 +19,10 @@ if TYPE_CHECKING:  # numpy, PIL and OpenCV load where a feature is computed: ``q
 # camera and capture time (re-reading every row once re-decides both); 5: graded exposure (low/high key
 # is intent, only an exposure with nothing rescued is a hard flag), base-ISO noise limit, per-frame
 # motion blur (``motion_ratio``) and a 16x16 layout thumbnail for visual grouping (issue 17)
-# (the exact integer kernels of issue 20 give version 5's stored values: tests/test_features_kernels.py)
-FEATURES_VERSION = 5
+# (the exact integer kernels of issue 20 give version 5's stored values: tests/test_features_kernels.py);
+# 6: the analysis image is box-filtered from the DCT scale that keeps 768 px (1.5x the analysis edge,
+# passes/preview.dct_stop) instead of 1024: a 1620 px preview decodes at 1/2 scale (issue 20)
+FEATURES_VERSION = 6
 TILE_GRID = 4  # sharpness is also measured on a 4x4 grid of tiles; the best tile counts
 
 THRESHOLDS = {

@@ -17,12 +17,15 @@ thumbnail is not judged at all (``passes/ingest.py``), so the chain looks harder
 
 The smallest candidate whose long edge is at least the decode size (1024) wins (it decodes
 fastest); if none is that large, the largest usable one. It is decoded once, straight to grayscale
-(libjpeg skips the chroma planes) at the smallest DCT scale that keeps 1024 px on the long edge,
-rotated upright and box-filtered to 512 px: features and hashes use that image. The 2x margin
-keeps the final reduction an area average whatever the preview size: a DCT-scaled image keeps
-more fine texture than an area average, which raised measured noise and detail and lost 8% of
-best-of-burst accuracy when features were computed on a 1/2-scale decode directly
-(docs/performance.md). Nothing is re-encoded or cached; the embedded preview is the cache.
+(libjpeg skips the chroma planes) at the smallest DCT scale that keeps 768 px (1.5x the analysis
+size, :func:`dct_stop`) on the long edge, rotated upright and box-filtered to 512 px: features and
+hashes use that image. The margin keeps the final reduction an area average: features computed on
+a DCT-scaled image directly (no box filter after it) measured more noise and detail and lost 8% of
+best-of-burst accuracy. Stopping at 768 instead of 1024 (features version 6) left the features of
+70 real photographs with 1,536-5,760 px previews within about 1% (no flag changed) and raised
+best-of-burst accuracy; near-duplicate grouping lost 5 pairs of one flat photograph
+(docs/performance.md, "Third round").
+Nothing is re-encoded or cached; the embedded preview is the cache.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from qrate.readers.container import MAX_PREVIEW_PIXELS, Candidate, Container
 from qrate.readers.jpeg import find_jpeg_end, jpeg_info
 
 FEATURE_EDGE = 512  # long edge of the grayscale image features and hashes are computed on
-DECODE_EDGE = 1024  # DCT scaling stops at this long edge; the box filter does the rest
+DECODE_EDGE = 1024  # candidates are chosen for this long edge (the smallest at least this large)
+DCT_MARGIN = 1.5  # DCT scaling keeps this times the analysis edge; the box filter does the rest
 MIN_USABLE_EDGE = 64  # an embedded image smaller than this is a stub, not a preview
 BYTESCAN_LIMIT = 64 << 20
 EXIFTOOL_TIMEOUT = 20
@@ -60,10 +64,16 @@ _TRANSPOSE = {
 
 @dataclass(slots=True)
 class PreviewOptions:
-    target: int = DECODE_EDGE  # candidates are chosen and DCT-scaled for this long edge
+    target: int = DECODE_EDGE  # candidates are chosen for this long edge
     edge: int = FEATURE_EDGE  # the analysis image's long edge
     mode: str = "L"  # "L" (features, hashes) or "RGB" (the vision pass)
     strategies: tuple[str, ...] = STRATEGIES
+
+
+def dct_stop(opts: PreviewOptions) -> int:
+    """The long edge DCT scaling keeps: 1.5x the analysis edge (768 for features), never more than
+    the candidate target (the vision pass decodes at its own edge)."""
+    return min(opts.target, round(DCT_MARGIN * opts.edge))
 
 
 @dataclass(slots=True)
@@ -294,10 +304,13 @@ def gather(ctx: Context, opts: PreviewOptions) -> list[Candidate]:
 
 
 # -- decoding ---------------------------------------------------------------------------------
-def decode(cand: Candidate, src: Source, orientation: int | None, target: int = DECODE_EDGE,
+def decode(cand: Candidate, src: Source, orientation: int | None, target: int | None = None,
            edge: int = FEATURE_EDGE, mode: str = "L") -> Image.Image:
-    """Decode ``cand`` to ``mode`` (grayscale unless asked), DCT-scaled to no less than ``target``,
-    rotate it upright, and area-average it to ``edge`` long edge."""
+    """Decode ``cand`` to ``mode`` (grayscale unless asked), DCT-scaled to no less than ``target``
+    (None: :func:`dct_stop` of the default options for ``edge``), rotate it upright, and
+    area-average it to ``edge`` long edge."""
+    if target is None:
+        target = dct_stop(PreviewOptions(edge=edge))
     if cand.image is not None:
         img = cand.image
     else:
@@ -309,7 +322,7 @@ def decode(cand: Candidate, src: Source, orientation: int | None, target: int = 
             scale = min(1.0, target / max(img.width, img.height))
             # grayscale straight from the decoder (YCbCr -> Y: no chroma work) at the smallest
             # DCT scale (1/2, 1/4, 1/8) that keeps ``target`` on the long edge (not ``edge``:
-            # docs/performance.md, "DCT scaling where it is safe" and issue 20's measurement)
+            # docs/performance.md, "DCT scaling where it is safe" and issue 20's measurements)
             img.draft(mode, (max(1, int(img.width * scale + 0.999)), max(1, int(img.height * scale + 0.999))))
             img.load()
         except ReadError:
@@ -344,7 +357,7 @@ def extract(ctx: Context, orientation: int | None, opts: PreviewOptions) -> tupl
             break
         tried.add(next(i for i, c in enumerate(cands) if c is best))
         try:
-            return decode(best, ctx.src, orientation, opts.target, opts.edge, opts.mode), best, notes
+            return decode(best, ctx.src, orientation, dct_stop(opts), opts.edge, opts.mode), best, notes
         except ReadError as e:
             if e.code == "decompression_bomb":
                 raise
