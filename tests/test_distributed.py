@@ -101,6 +101,23 @@ def test_engine_index_equals_the_local_one_row_for_row(engine, archive, local_ro
     assert (again.new, again.changed, again.unchanged) == (0, 0, again.scanned)
 
 
+def test_sampled_hashing_on_an_engine_equals_the_local_one(dask_engine, tmp_path):
+    """Without --full-hash, same-size files are sampled (and read whole where samples collide) on
+    the workers too: the index equals the local one, kept samples and content hashes alike."""
+    from tests.test_index import _tiff
+
+    root = tmp_path / "tiffs"
+    root.mkdir()
+    for i in range(4):
+        _tiff(root / f"T{i}.tif", i)
+    shutil.copyfile(root / "T0.tif", root / "T0-copy.tif")
+    _index(root, tmp_path / "local.sqlite")
+    local = _rows(tmp_path / "local.sqlite", root)
+    _index(root, tmp_path / "dask.sqlite", dask_engine)
+    assert _rows(tmp_path / "dask.sqlite", root) == local
+    assert sorted(a["hash_basis"] for a in local) == ["sample"] * 3 + ["size_collision"] * 2
+
+
 def test_a_worker_killed_mid_run_costs_one_file(engine, archive, local_rows, tmp_path):
     names = sorted(p.name for p in (archive / "card1").glob("*.DNG"))
     victim = names[len(names) // 2]

@@ -127,3 +127,119 @@ def test_in_memory_index_leaves_no_files(shoot, tmp_path, monkeypatch):
         assert r.errors == 0
     assert not (tmp_path / "cache").exists()
     assert not any(n.startswith("qrate") for n in os.listdir(tempfile.gettempdir()) if "preview" in n)
+
+
+def _tiff(path, seed: int, middle_seed: int | None = None) -> None:
+    """An uncompressed 400x300 RGB TIFF (360 KB: every one the same size, as uncompressed RAWs are);
+    ``middle_seed`` repaints only rows 120-180 (beyond the first and last 64 KiB)."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.random.default_rng(seed).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    if middle_seed is not None:
+        a[120:180] = np.random.default_rng(middle_seed).integers(0, 256, (60, 400, 3), dtype=np.uint8)
+    Image.fromarray(a).save(path, compression=None)
+
+
+def test_same_size_files_are_read_whole_only_where_their_samples_collide(tmp_path, monkeypatch):
+    """Same-size files are first compared by a sample (size, first and last 64 KiB): only where the
+    samples collide are the files read whole; identical files are still exact duplicates, files
+    that differ only in the middle are not, and a sample is never taken as proof."""
+    import shutil
+
+    from qrate.passes import hashes
+
+    root = tmp_path / "shoot"
+    root.mkdir()
+    _tiff(root / "a.tif", 1)
+    shutil.copyfile(root / "a.tif", root / "c.tif")  # a backup copy
+    _tiff(root / "b.tif", 2)
+    _tiff(root / "d.tif", 2, middle_seed=9)  # b's sample, other pixels
+    _tiff(root / "e.tif", 3)
+    assert len({p.stat().st_size for p in root.iterdir()}) == 1
+    read_whole = []
+    real = hashes.content_hash
+    monkeypatch.setattr(hashes, "content_hash", lambda p: read_whole.append(os.path.basename(p)) or real(p))
+    db = tmp_path / "i.sqlite"
+    r = index(root, db, workers=1)
+    assert r.hashed == 4 and sorted(read_whole) == ["a.tif", "b.tif", "c.tif", "d.tif"]  # not e
+    with Workspace(str(db)) as ws:
+        got = {os.path.basename(a.path): a for a in ws.index.assets([str(root)])}
+        assert status_summary(ws, [str(root)])["exact_duplicates"] == {"groups": 1, "files": 2}
+    assert got["a.tif"].full_hash == got["c.tif"].full_hash == real(str(root / "a.tif"))
+    assert got["b.tif"].full_hash != got["d.tif"].full_hash
+    assert got["e.tif"].hash_basis == "sample" and got["e.tif"].full_hash is None
+
+    # a re-run reads no file whole and keeps e's sample; it samples the files read whole (their
+    # samples are not kept) to compare them with e's, 128 KiB each
+    read_whole.clear()
+    real_sample, sampled = hashes.sample_hash, []
+    monkeypatch.setattr(hashes, "sample_hash", lambda p: sampled.append(os.path.basename(p)) or real_sample(p))
+    assert index(root, db, workers=1).hashed == 0 and not read_whole
+    assert sorted(sampled) == ["a.tif", "b.tif", "c.tif", "d.tif"]
+    # a new copy of e makes e and its copy read whole, and duplicates
+    shutil.copyfile(root / "e.tif", root / "f.tif")
+    assert index(root, db, workers=1).hashed == 2 and sorted(read_whole) == ["e.tif", "f.tif"]
+    with Workspace(str(db)) as ws:
+        assert status_summary(ws, [str(root)])["exact_duplicates"] == {"groups": 2, "files": 4}
+
+
+def test_a_sample_hash_is_never_evidence_of_an_exact_duplicate():
+    from qrate.passes.cull import cull
+    from tests.cullkit import asset
+
+    a = asset("/s/a.nef", ts=0, content_hash="sample:" + "ab" * 32)
+    b = asset("/s/b.nef", ts=100, content_hash="sample:" + "ab" * 32)
+    a.hash_basis = b.hash_basis = "sample"
+    res = cull([a, b])
+    assert not any(r["code"] == "exact_duplicate_of" for d in res.decisions for r in d.reasons)
+    a.hash_basis = b.hash_basis = "size_collision"  # the same value as a content hash: duplicates
+    res = cull([a, b])
+    assert sum(r["code"] == "exact_duplicate_of" for d in res.decisions for r in d.reasons) == 1
+
+
+def test_copies_indexed_in_separate_runs_are_still_found(tmp_path):
+    """Folders indexed one at a time sample their files separately; indexing them together (or a
+    copy next to files already read whole) still compares the kept samples and finds the copies."""
+    import shutil
+
+    root = tmp_path / "shoot"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "c").mkdir()
+    _tiff(root / "a" / "x.tif", 1)
+    _tiff(root / "a" / "y.tif", 2)
+    shutil.copyfile(root / "a" / "x.tif", root / "b" / "x-copy.tif")
+    _tiff(root / "b" / "z.tif", 3)
+    shutil.copyfile(root / "a" / "y.tif", root / "c" / "y-copy.tif")
+    _tiff(root / "c" / "w.tif", 4)
+    db = tmp_path / "i.sqlite"
+    for sub in ("a", "b", "c"):
+        index(root / sub, db, workers=1)
+    with Workspace(str(db)) as ws:
+        assert {a.hash_basis for a in ws.index.assets([str(root)])} == {"sample"}  # each folder alone
+    index(root / "a", db, workers=1)
+    index(root, db, workers=1)
+    with Workspace(str(db)) as ws:
+        got = {os.path.basename(a.path): a for a in ws.index.assets([str(root)])}
+        assert status_summary(ws, [str(root)])["exact_duplicates"] == {"groups": 2, "files": 4}
+    assert got["x.tif"].full_hash == got["x-copy.tif"].full_hash and got["y.tif"].full_hash == got["y-copy.tif"].full_hash
+    assert got["z.tif"].hash_basis == got["w.tif"].hash_basis == "sample"
+    # a copy of a file read whole, indexed on its own and then with the rest
+    shutil.copyfile(root / "a" / "x.tif", root / "c" / "x-copy2.tif")
+    index(root / "c", db, workers=1)
+    index(root, db, workers=1)
+    with Workspace(str(db)) as ws:
+        assert status_summary(ws, [str(root)])["exact_duplicates"] == {"groups": 2, "files": 5}
+
+
+def test_full_hash_after_a_default_run_reads_the_sampled_files_whole(tmp_path):
+    root = tmp_path / "shoot"
+    root.mkdir()
+    _tiff(root / "a.tif", 1)
+    _tiff(root / "b.tif", 2)
+    db = tmp_path / "i.sqlite"
+    assert index(root, db, workers=1).hashed == 0
+    assert index(root, db, workers=1, full_hash=True).hashed == 2
+    with Workspace(str(db)) as ws:
+        assert {a.hash_basis for a in ws.index.assets([str(root)])} == {"full"}

@@ -46,6 +46,33 @@ def test_mih_property(values, t):
     assert set(zip(a.tolist(), b.tolist())) == (brute(codes, t) if len(codes) else set())
 
 
+@pytest.mark.parametrize("n", [2, 7, 60, 200, 300])
+def test_burst_pairs_are_the_brute_force_pairs_of_the_valid_members_in_order(n):
+    """Small bursts compare every pair (cached index pairs), large ones use multi-index hashing:
+    both give exactly the brute-force pairs among the valid members, as (lower, higher) indices,
+    small bursts in row order."""
+    codes = planted(n, seed=n)  # n random hashes and n // 3 near copies of them
+    valid = np.ones(len(codes), dtype=bool)
+    valid[::5] = False  # invalid members never pair
+    members = list(range(len(codes)))
+    for t in (0, 6, 12):
+        got = neardup.burst_pairs(codes, valid, members, t)
+        ok = [i for i in members if valid[i]]
+        want = {(ok[i], ok[j]) for i, j in brute(codes[ok], t)}
+        assert set(got) == want and len(got) == len(want) and all(x < y for x, y in got)
+        assert want or n < 60 or t == 0  # there are pairs to find
+        if len(ok) <= 256:
+            assert got == sorted(got)
+    assert neardup.burst_pairs(codes, valid, members[:1], 12) == []
+
+
+def test_hex_distance_is_the_bit_count_of_the_xor():
+    assert neardup.hex_distance("00000000000000ff", "00000000000000fe") == 1
+    assert neardup.hex_distance("ffffffffffffffff", "0000000000000000") == 64
+    codes, _ = neardup.to_codes(["8000000000000001", "0000000000000003"])
+    assert neardup.hex_distance("8000000000000001", "0000000000000003") == int(np.bitwise_count(codes[0] ^ codes[1]))
+
+
 def test_invalid_hashes_are_ignored_and_threshold_bounded():
     codes, valid = neardup.to_codes(["00000000000000ff", None, "00000000000000fe"])
     a, b, _ = neardup.mih_pairs(codes, 2, valid)

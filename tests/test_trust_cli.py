@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qrate.errors import QrateError
+from tests.attack import default_signals
 
 QRATE = [sys.executable, "-m", "qrate"]
 ESC = "\x1b"
@@ -232,19 +233,16 @@ def _wait_for(cond, timeout: float) -> bool:
     return cond()
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
-def test_a_signal_to_qrate_index_ends_it_and_all_its_workers(big_shoot, tmp_path, sig, code):
+@contextlib.contextmanager
+def _index_run(big_shoot: Path, tmp_path: Path, preexec=default_signals):
+    """``qrate index`` of the big shoot with two workers, in its own process group; whatever the
+    test leaves alive of the group is killed at the end."""
     p = subprocess.Popen([*QRATE, "index", str(big_shoot), "--db", str(tmp_path / "i.sqlite"), "-j", "2"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
     try:
         # the main process, the forkserver, the resource tracker and two workers are up
         assert _wait_for(lambda: len(_group(p.pid)) >= 4, 60), "the worker pool never started"
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=30)  # EOF on both pipes: nothing holds them open
-        assert p.returncode == code, err[-800:]
-        assert "interrupted; everything committed so far is kept" in err.decode()
-        assert "Traceback" not in err.decode()
-        assert _wait_for(lambda: not _group(p.pid), 5), f"survivors: {_group(p.pid)}"
+        yield p
     finally:
         for pid in _group(p.pid):
             with contextlib.suppress(ProcessLookupError):
@@ -254,18 +252,37 @@ def test_a_signal_to_qrate_index_ends_it_and_all_its_workers(big_shoot, tmp_path
             p.communicate(timeout=10)
 
 
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_a_signal_to_qrate_index_ends_it_and_all_its_workers(big_shoot, tmp_path, sig, code):
+    with _index_run(big_shoot, tmp_path) as p:
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)  # EOF on both pipes: nothing holds them open
+        assert p.returncode == code, err[-800:]
+        assert "interrupted; everything committed so far is kept" in err.decode()
+        assert "Traceback" not in err.decode()
+        assert _wait_for(lambda: not _group(p.pid), 5), f"survivors: {_group(p.pid)}"
+
+
+def test_a_run_started_under_nohup_keeps_ignoring_sighup(big_shoot, tmp_path):
+    """An ignored SIGHUP (``nohup qrate index ...``) stays ignored: closing the terminal does not
+    end the run, which finishes and exits 0."""
+    def nohup() -> None:
+        default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    with _index_run(big_shoot, tmp_path, nohup) as p:
+        assert p.poll() is None, "the index ended before it could be signalled"
+        p.send_signal(signal.SIGHUP)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-800:]
+        assert "interrupted" not in err.decode() and "indexed" in err.decode()
+
+
 def test_workers_die_with_a_killed_main_process_and_release_its_stdout(big_shoot, tmp_path):
-    p = subprocess.Popen([*QRATE, "index", str(big_shoot), "--db", str(tmp_path / "i.sqlite"), "-j", "2"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        assert _wait_for(lambda: len(_group(p.pid)) >= 4, 60)
+    with _index_run(big_shoot, tmp_path) as p:
         p.send_signal(signal.SIGKILL)
         p.communicate(timeout=30)  # EOF: no helper process holds the caller's pipes
         assert _wait_for(lambda: not _group(p.pid), 5), f"survivors: {_group(p.pid)}"
-    finally:
-        for pid in _group(p.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 # -- item 16: front-end validation errors are one line -------------------------------------------------

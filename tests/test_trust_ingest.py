@@ -352,14 +352,15 @@ def test_the_hash_pass_never_reads_a_fifo_or_a_device(tmp_path):
     os.mkfifo(tmp_path / "IMG_8.jpg")
     os.symlink("/dev/zero", tmp_path / "IMG_9.jpg")  # a photo replaced by an endless device since the scan
     code = textwrap.dedent(f"""
-        from qrate.executor import _work_hash
-        for name in ("IMG_8.jpg", "IMG_9.jpg"):
-            path, digest, err = _work_hash({str(tmp_path)!r} + "/" + name)
-            print(digest is None and "not a regular file" in err)
+        from qrate.executor import _work_hash, _work_sample
+        for work in (_work_hash, _work_sample):  # the whole-file hash and the 64 KiB samples
+            for name in ("IMG_8.jpg", "IMG_9.jpg"):
+                path, digest, err = work({str(tmp_path)!r} + "/" + name)
+                print(digest is None and "not a regular file" in err)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30, env=subprocess_env(),
                           text=True)
-    assert proc.stdout.split() == ["True", "True"], proc.stderr
+    assert proc.stdout.split() == ["True"] * 4, proc.stderr
 
 
 def test_libraw_reads_the_file_ingest_checked_not_what_the_path_names_later(dng, tmp_path):

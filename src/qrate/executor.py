@@ -67,6 +67,10 @@ class IndexOptions:
     #: where the per-file work runs: None = the local process pool; else an engine object with
     #: ``map(fn, items, init_arg, on_crash)`` (built by qrate.extras.distributed; docs/distributed.md)
     engine: object | None = None
+    #: the calling process is qrate's own (the command line): work that runs inline in it (``-j 1``,
+    #: one CPU, two files or fewer) keeps freed memory for the next file as pool workers do
+    #: (:func:`_keep_freed_memory`); a library caller's process is left as it is
+    own_process: bool = False
 
 
 @dataclass(slots=True)
@@ -156,7 +160,8 @@ def _keep_freed_memory() -> None:
     kernel zeroes and faults the same pages in again for every file: measured, that was a third of a
     worker's time on small previews (ingest of a 640 px JPEG 18-20 ms -> 9-12 ms per file, of a
     1620 px DNG preview 24 -> 19 ms). Fixed thresholds keep those pages; a worker holds at most
-    TRIM more. Only qrate's own pool workers: never the caller's process."""
+    TRIM more. Only qrate's own processes: the pool workers, and the command line's process when it
+    runs the work inline (``IndexOptions.own_process``); never a library caller's process."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -257,11 +262,30 @@ def _crashed_ingest(entry: ScanEntry) -> IngestResult:
     return failed(entry, "crashed", "a decoder crashed on this file (its worker process died); the run went on")
 
 
+def _unsettled(group: list[tuple[str, str | None, str | None]], prefix: str) -> bool:
+    """Whether a group of same-size files (path, content hash, basis) may hold byte-identical files
+    not yet read whole: a file not hashed yet, two equal kept samples, or a kept sample next to a
+    file read whole (whose sample is not kept)."""
+    kept = [h for _, h, b in group if b == "sample" and h and h.startswith(prefix)]
+    if any(h is None for _, h, _ in group) or len(kept) != len(set(kept)):
+        return True
+    return bool(kept) and len(kept) < len(group)
+
+
 def _work_hash(path: str) -> tuple[str, str | None, str | None]:
     try:
         from qrate.passes import hashes
 
         return path, hashes.content_hash(path), None
+    except OSError as e:
+        return path, None, e.strerror or str(e)
+
+
+def _work_sample(path: str) -> tuple[str, str | None, str | None]:
+    try:
+        from qrate.passes import hashes
+
+        return path, hashes.sample_hash(path), None
     except OSError as e:
         return path, None, e.strerror or str(e)
 
@@ -532,6 +556,8 @@ def run_index(roots: list[str], ws: Workspace, opts: IndexOptions, progress: Pro
         _mp_context()
     from qrate.passes.ingest import IngestOptions
 
+    if opts.own_process:
+        _keep_freed_memory()
     iopts = IngestOptions(opts.preview, opts.exiftool_metadata)
     # one worker pool for the whole run (ingest rounds, hashes, optional passes), not one per map
     pool = _RunPool(workers, (None, iopts, *opts.analyzers))
@@ -711,21 +737,54 @@ def _commit(ws: Workspace, batch: list[IngestResult]) -> None:
 
 def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progress: Progress, engine=None,
               pool: _RunPool | None = None) -> int:
-    """blake3 content hashes: for every file with --full-hash, else only where sizes collide."""
-    rows = ws.index.rows(roots, "size, content_hash", "status != 'missing'")
-    sizes = Counter(size for _, size, _ in rows if size > 0)
+    """blake3 content hashes (returns how many): of every file with --full-hash; else of the files
+    that could be byte-identical to another: the same size and the same sample (size, first and
+    last 64 KiB: ``hashes.sample_hash``). A file whose sample is unique among its size keeps the
+    sample (``hash_basis`` "sample"), so a re-run does not read it again; a sample is never taken
+    as a content hash (``Asset.full_hash``). Only groups of a size with a file not hashed yet (new
+    or changed), or where a kept sample may match another file of its size: two equal samples, or a
+    sample next to a file read whole (runs over different folders sample files that never met)."""
+    from qrate.passes.hashes import SAMPLE_PREFIX
+
+    rows = ws.index.rows(roots, "size, content_hash, hash_basis", "status != 'missing'")
     need: list[str] = []
     basis: dict[str, str] = {}
-    for path, size, content_hash in rows:
-        if content_hash is not None or size == 0:
-            continue
-        if sizes[size] > 1:
-            basis[path] = "size_collision"
-        elif full:
-            basis[path] = "full"
-        else:
-            continue
-        need.append(path)
+    samples: list[tuple[str, str, str]] = []
+    if full:
+        for path, size, h, b in rows:
+            if size > 0 and (h is None or b == "sample"):
+                need.append(path)
+                basis[path] = "full"
+    else:
+        by_size: dict[int, list[tuple[str, str | None, str | None]]] = defaultdict(list)
+        for path, size, h, b in rows:
+            if size > 0:
+                by_size[size].append((path, h, b))
+        groups = [g for g in by_size.values() if len(g) > 1 and _unsettled(g, SAMPLE_PREFIX)]
+        # the samples of this run's candidates: stored ones, else read (also of a file read whole
+        # that another file of its size has to be compared with)
+        sample_of = {p: h for g in groups for p, h, b in g if b == "sample" and h and h.startswith(SAMPLE_PREFIX)}
+        todo = [p for g in groups for p, _, _ in g if p not in sample_of]
+        progress("sample", 0, len(todo))
+        for i, (path, h, _err) in enumerate(_map(_work_sample, todo, workers, None, chunksize=16,
+                                                 on_crash=_crashed_hash, engine=engine, pool=pool,
+                                                 inline_max=HASH_INLINE_MAX)):
+            if h is not None:
+                sample_of[path] = h
+            progress("sample", i + 1, len(todo))
+        for g in groups:
+            by_sample: dict[str, list[tuple[str, str | None, str | None]]] = defaultdict(list)
+            for p, h, b in g:
+                if p in sample_of:  # unreadable now: no hash, as before
+                    by_sample[sample_of[p]].append((p, h, b))
+            for members in by_sample.values():
+                if len(members) > 1:  # could be identical: read them whole
+                    for p, h, b in members:
+                        if h is None or b == "sample":
+                            need.append(p)
+                            basis[p] = "size_collision"
+                elif members[0][1] is None:
+                    samples.append((members[0][0], sample_of[members[0][0]], "sample"))
     results = []
     progress("hash", 0, len(need))
     for i, (path, h, err) in enumerate(_map(_work_hash, need, workers, None, chunksize=8, on_crash=_crashed_hash,
@@ -733,8 +792,8 @@ def hash_pass(ws: Workspace, roots: list[str], full: bool, workers: int, progres
         if h is not None:
             results.append((path, h, basis[path]))
         progress("hash", i + 1, len(need))
-    if results:
-        ws.index.set_hashes(results)
+    if results or samples:
+        ws.index.set_hashes(results + samples)
     return len(results)
 
 
@@ -831,8 +890,8 @@ def attach_pass_data(ws: Workspace, assets: list[Asset], roots: list[str] | None
 def exact_duplicate_groups(assets: list[Asset]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = defaultdict(list)
     for a in assets:
-        if a.content_hash:
-            groups[a.content_hash].append(a.path)
+        if a.full_hash:  # never a sample hash
+            groups[a.full_hash].append(a.path)
     return {h: sorted(ps, key=os.fsencode) for h, ps in groups.items() if len(ps) > 1}
 
 

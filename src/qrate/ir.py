@@ -85,8 +85,8 @@ class Asset:
     preview_height: int | None = None
     preview_key: str | None = None  # content address of the normalized preview in the cache
     # hashes and features (filled by later passes)
-    content_hash: str | None = None
-    hash_basis: str | None = None  # "size_collision" | "full"
+    content_hash: str | None = None  # blake3 of the file; with hash_basis "sample" only a sample's
+    hash_basis: str | None = None  # "size_collision" | "full" | "sample" (size + first/last 64 KiB)
     dhash: str | None = None
     phash: str | None = None
     features: dict[str, Any] | None = None
@@ -97,6 +97,12 @@ class Asset:
     notes: list[str] = field(default_factory=list)
     error: FileError | None = None
     status: str = "ok"  # ok | error | missing
+
+    @property
+    def full_hash(self) -> str | None:
+        """The content hash when it covers the whole file (a sample hash never proves two files
+        identical: ``executor.hash_pass``)."""
+        return self.content_hash if self.hash_basis != "sample" else None
 
     @property
     def camera_key(self) -> str:

@@ -467,8 +467,8 @@ class Index:
             if d[c] is not None and not isinstance(d[c], str):
                 raise TypeError(c)
         kwargs = {c: d[c] for c in _SCALAR}
-        kwargs["companions"] = json.loads(d["companions"])
-        kwargs["notes"] = json.loads(d["notes"])
+        kwargs["companions"] = [] if d["companions"] == "[]" else json.loads(d["companions"])  # most rows
+        kwargs["notes"] = [] if d["notes"] == "[]" else json.loads(d["notes"])
         kwargs["features"] = json.loads(d["features"]) if d["features"] else None
         err = FileError(d["error_code"], d["error_message"] or "") if d["error_code"] else None
         return Asset(path=os.fsdecode(d["path"]), error=err, **kwargs)

@@ -57,6 +57,16 @@ def _root(
     pass
 
 
+#: True once :func:`main` runs: the process is the ``qrate`` command's own, so work it does inline may
+#: tune it (``IndexOptions.own_process``); False when the commands run inside another program (a test
+#: runner, ``qrate.cli.run`` called from Python)
+OWN_PROCESS = False
+
+
+def own_process() -> bool:
+    return OWN_PROCESS
+
+
 from qrate.cli import cull_cmd, demo_cmd, export_cmd, index_cmd, run_cmd  # noqa: E402,F401  (registers commands)
 from qrate.cli import apply_cmd, report_cmd  # noqa: E402,F401  (the contact sheet: docs/report.md)
 from qrate.cli import learn_cmd, taste_cmd  # noqa: E402,F401  (taste: docs/taste.md)
@@ -343,5 +353,7 @@ def workers_skip_main() -> None:
 
 
 def main() -> None:
+    global OWN_PROCESS
+    OWN_PROCESS = True
     workers_skip_main()
     sys.exit(run())

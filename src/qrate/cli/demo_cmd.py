@@ -8,7 +8,7 @@ import os
 import typer
 
 from qrate import __version__
-from qrate.cli import app
+from qrate.cli import app, own_process
 from qrate.cli.common import count_table, emit, progress_bar, stderr, stdout
 from qrate.errors import EXIT_OK, EXIT_PARTIAL, UsageError
 
@@ -36,7 +36,7 @@ def demo(
         stderr.print(f"generating a synthetic shoot in {shoot} ...")
         generate_shoot(shoot, ShootSpec(bursts=bursts, singletons=singletons, seed=seed))
     with Workspace(os.path.join(out, "index.sqlite")) as ws, progress_bar(json_out) as prog:
-        report = run_index([shoot], ws, IndexOptions(workers=workers), prog)
+        report = run_index([shoot], ws, IndexOptions(workers=workers, own_process=own_process()), prog)
         s = status_summary(ws, [shoot])
         result = run_cull([shoot], ws, CullParams())
         xreport = export_cull(result, ExportOptions(out_dir=os.path.abspath(os.path.join(out, "out"))),

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from qrate.cli import app
+from qrate.cli import app, own_process
 from qrate.cli.common import DB_OPTION, NO_CACHE_OPTION, check_paths, echo_json, open_workspace, progress_bar, stderr, stdout
 from qrate.cli.engine_opts import cluster_option, engine_for, engine_option, path_map_option
 from qrate.cli.safe import clean
@@ -22,7 +22,7 @@ def index(
     db: Optional[str] = DB_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     ext: Optional[list[str]] = typer.Option(None, "--ext", help="Only these extensions (repeat or comma-separate: --ext nef,jpg)."),
-    full_hash: bool = typer.Option(False, "--full-hash", help="blake3 every file, not only files whose size collides with another's."),
+    full_hash: bool = typer.Option(False, "--full-hash", help="blake3 every file, not only files whose size and sample (first and last 64 KiB) collide with another's."),
     workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0 = one per CPU)."),
     json_out: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -46,7 +46,7 @@ def index(
     if not exts:
         raise UsageError("--ext names no extension")
     opts = IndexOptions(exts=exts, full_hash=full_hash, workers=workers, follow_symlinks=follow_symlinks,
-                        analyzers=analyzers_for(None, vision, clip_weights))
+                        analyzers=analyzers_for(None, vision, clip_weights), own_process=own_process())
     with engine_for(engine, cluster, path_map, workers) as eng, open_workspace(db, no_cache, roots=roots) as ws, \
             progress_bar(quiet or json_out) as prog:
         opts.engine = eng

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from qrate.cli import app
+from qrate.cli import app, own_process
 from qrate.cli.common import DB_OPTION, check_paths, echo_json, open_workspace, progress_bar, stderr, stdout
 from qrate.cli.safe import clean
 from qrate.errors import UsageError
@@ -55,7 +55,7 @@ def learn(
     with open_workspace(db, False, roots=roots) as ws:
         if roots:
             with progress_bar(quiet or json_out) as prog:
-                run_index(roots, ws, IndexOptions(workers=workers), prog)
+                run_index(roots, ws, IndexOptions(workers=workers, own_process=own_process()), prog)
         assets = ws.index.assets(roots)
         attach_pass_data(ws, assets, roots)
         if taste_embeddings:

@@ -17,6 +17,7 @@ from qrate.backends import outdir
 from qrate.backends.export import (
     EXPORT_BUCKETS, check_out_dir, export_cull, options_from_plan, plan_hash_of, plan_placements,
 )
+from qrate.cli import own_process
 from qrate.cli.common import emit_line, open_workspace, progress_bar, stderr, stdout
 from qrate.cli.safe import clean
 from qrate.cli.vision_opts import analyzers_for
@@ -114,7 +115,7 @@ def execute(built, *, db, no_cache, workers: int = 0, dry_run: bool = False, jso
     with engine_for(engine, cluster, path_map, workers) as eng, open_workspace(db, no_cache, roots=roots) as ws, \
             progress_bar(quiet or json_out) as prog:
         run = run_plan(plan, roots, ws, IndexOptions(exts=exts, workers=workers, follow_symlinks=plan.source.follow_symlinks,
-                                                     engine=eng),
+                                                     engine=eng, own_process=own_process()),
                        prog, analyzers=analyzers)
         result = run.result
         xreport = None

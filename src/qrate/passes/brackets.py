@@ -87,14 +87,15 @@ def find(assets: Sequence[Asset], max_gap: float = MAX_GAP_S, min_step: float = 
          follow: float = FOLLOW, min_layout: float = MIN_LAYOUT) -> list[Bracket]:
     keys = [os.fsencode(a.path) for a in assets]
     light = [light_value(a) if bursts_mod.is_timed(a) else None for a in assets]
+    cams = [a.camera_key for a in assets]
     order = sorted((i for i in range(len(assets)) if light[i] is not None),
-                   key=lambda i: (assets[i].camera_key, assets[i].capture_ts, keys[i]))
+                   key=lambda i: (cams[i], assets[i].capture_ts, keys[i]))
     runs: list[list[int]] = []
     cur: list[int] = []
     for i in order:
         if cur:
             p, a = assets[cur[-1]], assets[i]
-            ok = (a.camera_key == p.camera_key
+            ok = (cams[i] == cams[cur[-1]]
                   and a.capture_ts - p.capture_ts - (p.exposure_time or 0.0) <= max_gap
                   and all(abs(light[i] - light[k]) >= min_step for k in cur)
                   and _follows(p, a, light[cur[-1]], light[i], follow)
@@ -106,6 +107,6 @@ def find(assets: Sequence[Asset], max_gap: float = MAX_GAP_S, min_step: float = 
         cur.append(i)
     if len(cur) > 1:
         runs.append(cur)
-    runs.sort(key=lambda m: (assets[m[0]].capture_ts, assets[m[0]].camera_key, keys[m[0]]))
+    runs.sort(key=lambda m: (assets[m[0]].capture_ts, cams[m[0]], keys[m[0]]))
     return [Bracket(n, tuple(m), tuple(round(light[i], 4) for i in m),
                     assets[m[-1]].capture_ts - assets[m[0]].capture_ts) for n, m in enumerate(runs, start=1)]

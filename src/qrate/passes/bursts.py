@@ -52,12 +52,20 @@ def is_timed(a: Asset) -> bool:
     return a.capture_ts is not None and a.capture_source != "mtime"
 
 
-def _dist(assets: Sequence[Asset], i: int, j: int) -> int | None:
-    """max(dHash, pHash) Hamming distance, or None when a hash is missing."""
-    a, b = assets[i], assets[j]
-    if not (a.dhash and b.dhash and a.phash and b.phash):
+def _dist(assets: Sequence[Asset], i: int, j: int, ints: dict[int, tuple[int, int] | None]) -> int | None:
+    """max(dHash, pHash) Hamming distance, or None when a hash is missing (``ints``: each frame's
+    hashes as integers, filled on first use)."""
+    x, y = _hash_ints(assets, i, ints), _hash_ints(assets, j, ints)
+    if x is None or y is None:
         return None
-    return max((int(a.dhash, 16) ^ int(b.dhash, 16)).bit_count(), (int(a.phash, 16) ^ int(b.phash, 16)).bit_count())
+    return max((x[0] ^ y[0]).bit_count(), (x[1] ^ y[1]).bit_count())
+
+
+def _hash_ints(assets: Sequence[Asset], i: int, ints: dict[int, tuple[int, int] | None]) -> tuple[int, int] | None:
+    if i not in ints:
+        a = assets[i]
+        ints[i] = (int(a.dhash, 16), int(a.phash, 16)) if a.dhash and a.phash else None
+    return ints[i]
 
 
 def _layout_ok(assets: Sequence[Asset], i: int, j: int, layout_min: float | None) -> bool:
@@ -67,13 +75,14 @@ def _layout_ok(assets: Sequence[Asset], i: int, j: int, layout_min: float | None
     return s is None or s >= layout_min
 
 
-def _link(assets: Sequence[Asset], prev: list[int], nxt: list[int], t: int, layout_min: float | None) -> int | None:
+def _link(assets: Sequence[Asset], prev: list[int], nxt: list[int], t: int, layout_min: float | None,
+          ints: dict[int, tuple[int, int] | None]) -> int | None:
     """The smallest hash distance within ``t`` between the end of ``prev`` and the start of ``nxt``
     (layouts confirming it)."""
     best = None
     for i in prev[-LINK_WINDOW:]:
         for j in nxt[:LINK_WINDOW]:
-            d = _dist(assets, i, j)
+            d = _dist(assets, i, j, ints)
             if d is not None and d <= t and (best is None or d < best) and _layout_ok(assets, i, j, layout_min):
                 best = d
     return best
@@ -118,17 +127,17 @@ def group(assets: Sequence[Asset], burst_seconds: float, *, hamming: int | None 
     if hamming is not None and not 0 <= hamming <= neardup.MAX_HAMMING:
         raise ValueError(f"hamming must be within 0..{neardup.MAX_HAMMING}")
     keys = [os.fsencode(a.path) for a in assets]
+    cams = [a.camera_key for a in assets]
     timed = sorted(
         (i for i, a in enumerate(assets) if is_timed(a)),
-        key=lambda i: (assets[i].camera_key, assets[i].capture_ts, keys[i]),
+        key=lambda i: (cams[i], assets[i].capture_ts, keys[i]),
     )
     runs: list[list[int]] = []
     current: list[int] = []
     for i in timed:
         if current:
-            prev = assets[current[-1]]
-            a = assets[i]
-            if a.camera_key != prev.camera_key or a.capture_ts - prev.capture_ts > burst_seconds:
+            k = current[-1]
+            if cams[i] != cams[k] or assets[i].capture_ts - assets[k].capture_ts > burst_seconds:
                 runs.append(current)
                 current = []
         current.append(i)
@@ -142,6 +151,7 @@ def group(assets: Sequence[Asset], burst_seconds: float, *, hamming: int | None 
         joined.update(zip(ks, ks[1:]))
     # (members, timed, why, largest visual link)
     raw: list[tuple[list[int], bool, str, int | None]] = []
+    ints: dict[int, tuple[int, int] | None] = {}
     for k, run in enumerate(runs):
         if raw and (k - 1, k) in joined:
             prev_m, _, prev_why, prev_link = raw[-1]
@@ -150,9 +160,9 @@ def group(assets: Sequence[Asset], burst_seconds: float, *, hamming: int | None 
             continue
         if raw and hamming is not None and scene_seconds > 0:
             prev_m, _, prev_why, prev_link = raw[-1]
-            p, a = assets[prev_m[-1]], assets[run[0]]
-            if a.camera_key == p.camera_key and a.capture_ts - p.capture_ts <= scene_seconds:
-                d = _link(assets, prev_m, run, hamming, layout_min)
+            p, a = prev_m[-1], run[0]
+            if cams[a] == cams[p] and assets[a].capture_ts - assets[p].capture_ts <= scene_seconds:
+                d = _link(assets, prev_m, run, hamming, layout_min, ints)
                 if d is not None:
                     why = prev_why if "visual" in prev_why else prev_why.replace("time", "time+visual", 1)
                     raw[-1] = (prev_m + run, True, why, max(d, prev_link or 0))
@@ -170,7 +180,7 @@ def group(assets: Sequence[Asset], burst_seconds: float, *, hamming: int | None 
         members, is_t = item[0], item[1]
         first = assets[members[0]]
         ts = first.capture_ts if is_t else float("inf")
-        return (0 if is_t else 1, ts, first.camera_key, keys[members[0]])
+        return (0 if is_t else 1, ts, cams[members[0]], keys[members[0]])
 
     out = []
     for n, (members, is_t, why, worst) in enumerate(sorted(raw, key=order), start=1):
@@ -178,6 +188,6 @@ def group(assets: Sequence[Asset], burst_seconds: float, *, hamming: int | None 
         span = (last.capture_ts - first.capture_ts) if is_t else 0.0
         gap = max((assets[b].capture_ts - assets[a].capture_ts for a, b in zip(members, members[1:])), default=0.0) \
             if is_t else None
-        out.append(Burst(n, tuple(members), first.camera_key, first.capture_ts if is_t else None, span, is_t,
+        out.append(Burst(n, tuple(members), cams[members[0]], first.capture_ts if is_t else None, span, is_t,
                          why, gap, worst))
     return out

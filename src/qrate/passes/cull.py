@@ -201,8 +201,8 @@ def cull(assets_in: Sequence[Asset], params: CullParams | None = None) -> CullRe
     # -- exact duplicates: the first path (bytes order) is judged, the others are trash ------------
     by_hash: dict[str, list[int]] = defaultdict(list)
     for i, a in enumerate(assets):
-        if judged[i] and a.content_hash:
-            by_hash[a.content_hash].append(i)
+        if judged[i] and a.full_hash:  # never a sample hash
+            by_hash[a.full_hash].append(i)
     exact_groups = [g for _, g in sorted(by_hash.items(), key=lambda kv: kv[1][0]) if len(g) > 1]
     dup_of: dict[int, int] = {}
     for g in exact_groups:
@@ -544,10 +544,10 @@ def _bucket_unpicked(d: Decision) -> None:
 
 
 def _dup_evidence(i: int, j: int, assets: Sequence[Asset]) -> dict:
-    dc, _ = neardup.to_codes([assets[i].dhash, assets[j].dhash])
-    pc, _ = neardup.to_codes([assets[i].phash, assets[j].phash])
-    return reason("near_duplicate_of", path=assets[j].path, dhash_distance=neardup.pair_distance(dc, 0, 1),
-                  phash_distance=neardup.pair_distance(pc, 0, 1))
+    a, b = assets[i], assets[j]
+    return reason("near_duplicate_of", path=b.path,
+                  dhash_distance=neardup.hex_distance(a.dhash or "0", b.dhash or "0"),
+                  phash_distance=neardup.hex_distance(a.phash or "0", b.phash or "0"))
 
 
 def _near_dup_reason(i: int, chosen: list[int], cluster_of: list[int | None], assets, dec) -> None:

@@ -1,4 +1,9 @@
-"""Perceptual hashes (dHash, pHash; 64-bit hex) and blake3 content hashes.
+"""Perceptual hashes (dHash, pHash; 64-bit hex), blake3 content hashes and sample hashes.
+
+A **sample hash** (:func:`sample_hash`) is blake3 of a file's size, its first and its last 64 KiB:
+two files whose samples differ cannot be byte-identical, so the hash pass reads whole files only
+where size and sample both collide (``executor.hash_pass``). It is never evidence that two files
+are the same.
 
 The perceptual hashes follow imagehash's definitions (same bit layout and hex form) but
 downsample with a box filter and compute the DCT as a matrix product: about 10x faster than
@@ -8,6 +13,7 @@ downsample with a box filter and compute the DCT as a matrix product: about 10x 
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING
 
 import blake3
@@ -71,6 +77,24 @@ def content_hash(path: str) -> str:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+SAMPLE_BYTES = 64 << 10
+SAMPLE_PREFIX = "sample:"  # a stored sample hash (hash_basis "sample"): never a content hash
+
+
+def sample_hash(path: str) -> str:
+    """``sample:`` + blake3 of the file's size (8 bytes), its first and its last 64 KiB (the whole
+    file when it is smaller than both)."""
+    h = blake3.blake3()
+    with open_regular_file(path) as f:  # regular files only, as content_hash
+        size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        h.update(f.read(SAMPLE_BYTES))
+        if size > 2 * SAMPLE_BYTES:
+            f.seek(size - SAMPLE_BYTES)
+        h.update(f.read(SAMPLE_BYTES))
+    return SAMPLE_PREFIX + h.hexdigest()
 
 
 def bytes_key(data: bytes) -> str:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -24,12 +25,8 @@ MAX_HAMMING = 32
 
 def to_codes(hexes: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """uint64 codes and a validity mask from 16-digit hex strings (None -> invalid)."""
-    codes = np.zeros(len(hexes), dtype=np.uint64)
-    valid = np.zeros(len(hexes), dtype=bool)
-    for i, h in enumerate(hexes):
-        if h:
-            codes[i] = np.uint64(int(h, 16))
-            valid[i] = True
+    codes = np.array([int(h, 16) if h else 0 for h in hexes], dtype=np.uint64)
+    valid = np.array([bool(h) for h in hexes], dtype=bool)
     return codes, valid
 
 
@@ -97,14 +94,26 @@ def burst_pairs(codes: np.ndarray, valid: np.ndarray, members: Sequence[int], t:
         a, b, _ = mih_pairs(codes[m], t)
         pairs = zip(m[a].tolist(), m[b].tolist())
     else:
-        d = popcount(codes[m][:, None] ^ codes[m][None, :])
-        a, b = np.nonzero(np.triu(d <= t, k=1))
-        pairs = zip(m[a].tolist(), m[b].tolist())
+        c = codes[m]
+        a, b = _upper(len(m)) if len(m) <= 64 else np.triu_indices(len(m), k=1)  # every pair i < j, in row order
+        close = popcount(c[a] ^ c[b]) <= t
+        pairs = zip(m[a[close]].tolist(), m[b[close]].tolist())
     return [(min(x, y), max(x, y)) for x, y in pairs]
 
 
-def pair_distance(codes: np.ndarray, i: int, j: int) -> int:
-    return int(popcount(np.array([codes[i] ^ codes[j]], dtype=np.uint64))[0])
+@functools.lru_cache(maxsize=64)
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The index pairs (i, j), i < j < n, in row order (read-only: shared between calls; bursts up
+    to 64 frames, at most 64 sizes: 2 MB)."""
+    a, b = np.triu_indices(n, k=1)
+    a.setflags(write=False)
+    b.setflags(write=False)
+    return a, b
+
+
+def hex_distance(x: str, y: str) -> int:
+    """Hamming distance of two 16-digit hex hashes."""
+    return (int(x, 16) ^ int(y, 16)).bit_count()
 
 
 class UnionFind:

@@ -2,7 +2,7 @@
 
 The scan, the diff against the index and every SQLite write stay on the driver (qrate.executor);
 an engine only replaces the local process pool behind ``executor._map``: it runs the executor's
-own worker functions (``_work_ingest``, ``_work_hash``, ``_work_analyze``) as batched tasks and
+own worker functions (``_work_ingest``, ``_work_sample``, ``_work_hash``, ``_work_analyze``) as batched tasks and
 hands the results back in input order, so the index equals the local one row for row
 (docs/distributed.md). Layer 6: may import the executor; the executor never imports this.
 
