@@ -209,7 +209,7 @@ def stages(paths: list[str]) -> dict:
             data = src.read_at(cand.offset, cand.length)
             t = tick("read preview bytes", t)
         img = Image.open(io.BytesIO(data))
-        s = min(1.0, P.DECODE_EDGE / max(img.size))
+        s = min(1.0, P.dct_stop(P.PreviewOptions()) / max(img.size))
         img.draft("L", (int(img.width * s + 0.999), int(img.height * s + 0.999)))
         img.load()
         t = tick("decode (gray, DCT-scaled)", t)
