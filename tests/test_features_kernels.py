@@ -1,7 +1,8 @@
-"""The kernels of ``passes/features.py`` (issue 20: exact int16 second differences, integer sums,
-OpenCV for the histogram and the centre's gradient) against the plain numpy definitions they
-replace: same stored values, on generated scenes, grain, clipped and odd-sized frames and (when
-present) the real samples; and the same values in every process (one OpenCV thread)."""
+"""The kernels of ``passes/features.py`` (issue 20: every per-frame sum in one C pass,
+src/qrate/_kernels.c, or the same integer sums in numpy where the extension was not built) against
+the plain numpy definitions they replace: same stored values, on generated scenes, grain, clipped
+and odd-sized frames and (when present) the real samples; the C and numpy sums equal on random
+frames; and the same values in every process."""
 
 from __future__ import annotations
 
@@ -119,7 +120,21 @@ def _agree(got: dict, ref: dict) -> list[str]:
     return bad
 
 
-def test_kernels_match_the_numpy_definitions():
+@pytest.fixture(params=["C", "numpy"])
+def kernel(request, monkeypatch):
+    """Each test below runs with the compiled kernel and with the numpy sums."""
+    if request.param == "numpy":
+        monkeypatch.setattr(features, "compiled_kernel", lambda: None)
+    return request.param
+
+
+def test_the_compiled_kernel_is_built():
+    # pip install builds src/qrate/_kernels.c (setup.py); without a C compiler the install goes on
+    # and numpy computes the same sums, 3-4x slower (docs/performance.md)
+    assert features.compiled_kernel() is not None, "qrate._kernels was not built: is a C compiler installed?"
+
+
+def test_kernels_match_the_numpy_definitions(kernel):
     for img in _images():
         got, ref = features.compute(img, 800), reference(img, 800)
         assert not _agree(got, ref), (img.size, _agree(got, ref))
@@ -127,7 +142,7 @@ def test_kernels_match_the_numpy_definitions():
                                                   ref["noise"], 800, ref["p1"], ref["p99"], ref["motion_ratio"])
 
 
-def test_kernels_match_on_real_photos(samples):
+def test_kernels_match_on_real_photos(samples, kernel):
     from qrate.passes import preview
 
     paths = sorted(p for p in samples.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))[:12]
@@ -153,7 +168,68 @@ def test_same_values_in_every_process_and_run():
     assert inline == [features.compute(i, 400) for i in imgs]
     with ProcessPoolExecutor(2) as pool:
         assert list(pool.map(_in_worker, [(i.size, i.tobytes()) for i in imgs])) == inline
-    assert features._cv().getNumThreads() == 1  # no OpenCV thread pool inside the ingest workers
+
+
+def _sums(a8: np.ndarray) -> tuple:
+    h, w = a8.shape
+    return features.frame_sums_numpy(a8, features.centre_weights(w - 2), features.centre_weights(h - 2))
+
+
+def test_c_and_numpy_give_the_same_sums_on_random_frames():
+    """Every integer sum is equal; the two centre sums (doubles added in another order) agree to
+    1e-12 of their size. Random sizes from the smallest frame up, random and clipped content."""
+    frame_sums = features.compiled_kernel()
+    if frame_sums is None:
+        pytest.skip("qrate._kernels was not built (test_the_compiled_kernel_is_built says why)")
+    rng = np.random.default_rng(11)
+    for i in range(60):
+        h, w = int(rng.integers(8, 90)), int(rng.integers(8, 140))
+        a8 = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        if i % 3 == 1:
+            a8 = np.clip(a8.astype(np.int32) * 3 - 300, 0, 255).astype(np.uint8)  # clipped runs
+        elif i % 3 == 2:
+            a8 = (a8 // 64 * 64).astype(np.uint8)  # flat steps
+        g, b, ih, iw = features.TILE_GRID, features.NOISE_BLOCK, h - 2, w - 2
+        glob, tiles, noise, clipped, hist, centre, edges, lay = frame_sums(
+            a8, h, w, g, b, features.centre_weights(iw), features.centre_weights(ih))
+        ref = _sums(a8)
+        assert np.array_equal(np.frombuffer(glob, np.int64).reshape(5, 2), ref[0]), (h, w)
+        assert np.array_equal(np.frombuffer(tiles, np.int64).reshape(5, 2, g, g), ref[1]), (h, w)
+        assert np.array_equal(np.frombuffer(noise, np.int64).reshape(ih // b, iw // b), ref[2]), (h, w)
+        assert np.array_equal(np.frombuffer(clipped, np.uint8).reshape(ih // b, iw // b).astype(bool), ref[3])
+        assert np.array_equal(np.frombuffer(hist, np.int64), ref[4]) and edges == ref[6], (h, w)
+        assert (lay == b"") == (ref[7] is None)
+        if ref[7] is not None:
+            assert np.array_equal(np.frombuffer(lay, np.int64).reshape(16, 16), ref[7]), (h, w)
+        for got, want in zip(centre, ref[5]):
+            assert abs(got - want) <= 1e-12 * max(1.0, abs(want)) * 1e3, (got, want)
+
+
+def test_c_and_numpy_store_the_same_features():
+    imgs = _images()
+    with_c = [features.compute(i, 400) for i in imgs]
+    real = features.compiled_kernel
+    features.compiled_kernel = lambda: None
+    try:
+        with_numpy = [features.compute(i, 400) for i in imgs]
+    finally:
+        features.compiled_kernel = real
+    assert with_c == with_numpy
+
+
+def test_the_kernel_refuses_sizes_that_do_not_match_its_buffers():
+    """No read past the image or the weights, whatever a caller passes."""
+    frame_sums = features.compiled_kernel()
+    if frame_sums is None:
+        pytest.skip("qrate._kernels was not built")
+    a8 = np.zeros((20, 30), np.uint8)
+    wx, wy = features.centre_weights(28), features.centre_weights(18)
+    for args in [(a8, 30, 30, 4, 16, wx, wy), (a8, 20, 31, 4, 16, wx, wy), (a8, 20, 30, 4, 16, wy, wx),
+                 (a8, 7, 30, 4, 16, wx, wy), (a8, 20, 30, 0, 16, wx, wy), (a8, 20, 30, 4, 0, wx, wy),
+                 (a8, 20, 30, 19, 16, wx, wy), (a8.tobytes()[:-1], 20, 30, 4, 16, wx, wy)]:
+        with pytest.raises(ValueError):
+            frame_sums(*args)
+    assert frame_sums(a8, 20, 30, 4, 16, wx, wy)[6] == 0  # the matching call works
 
 
 def test_second_differences_are_exact_at_the_extremes():

@@ -331,7 +331,8 @@ def _mp_context():
     ctx = multiprocessing.get_context("forkserver" if hasattr(os, "fork") else "spawn")
     if hasattr(os, "fork"):
         # the decoders and kernels load once, in the forkserver, not in every worker on its first file
-        ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor", "cv2"])
+        # (a module that is not there, such as an unbuilt qrate._kernels, is skipped by the forkserver)
+        ctx.set_forkserver_preload(["qrate.passes.ingest", "qrate.executor", "qrate._kernels"])
         _start_helpers_quietly()
     return ctx
 
@@ -349,7 +350,7 @@ class _RunPool:
     arguments of those maps (the ingest options, None for hashing, each analyzer), handed to every
     worker when it starts; a task names its map's one (:func:`_with_context`).
 
-    :func:`run_index` starts the forkserver first, whose preload (the decoders: numpy, PIL, OpenCV)
+    :func:`run_index` starts the forkserver first, whose preload (the decoders: numpy, PIL, rawpy)
     then runs in its own process while this one walks the folders. A crash breaks the pool:
     :meth:`broken` drops it and the next :meth:`make` starts a fresh one."""
 

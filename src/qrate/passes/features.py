@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # numpy, PIL and OpenCV load where a feature is computed: ``qrate status`` needs none
+if TYPE_CHECKING:  # numpy and PIL load where a feature is computed: ``qrate status`` needs neither
     import numpy as np
     from PIL import Image
 
@@ -21,8 +21,11 @@ if TYPE_CHECKING:  # numpy, PIL and OpenCV load where a feature is computed: ``q
 # motion blur (``motion_ratio``) and a 16x16 layout thumbnail for visual grouping (issue 17)
 # (the exact integer kernels of issue 20 give version 5's stored values: tests/test_features_kernels.py);
 # 6: the analysis image is box-filtered from the DCT scale that keeps 768 px (1.5x the analysis edge,
-# passes/preview.dct_stop) instead of 1024: a 1620 px preview decodes at 1/2 scale (issue 20)
-FEATURES_VERSION = 6
+# passes/preview.dct_stop) instead of 1024: a 1620 px preview decodes at 1/2 scale (issue 20);
+# 7: every sum in one C pass (src/qrate/_kernels.c): the same formulas, the variances from exact integer
+# sums, the edge test and the layout's block means exact in integers (were float32 OpenCV); a stored
+# value may differ from version 6 in its last digit (issue 20)
+FEATURES_VERSION = 7
 TILE_GRID = 4  # sharpness is also measured on a 4x4 grid of tiles; the best tile counts
 
 THRESHOLDS = {
@@ -74,25 +77,20 @@ def judgeable(f: dict | None) -> bool:
     return f is not None and NOT_JUDGED not in f
 
 
-# The kernels: second differences in int16 numpy slices (exact), tile variances and noise-block means
-# from exact integer sums; whole-frame variances, the histogram, the layout's block means and the
-# centre's gradient in OpenCV (one thread: deterministic, and the pool already uses every core). The values agree with the plain numpy definitions in the
-# docstrings (tests/test_features_kernels.py keeps those definitions as the reference).
-_cv2 = None
-_K: dict = {}  # np.gradient's central differences, as OpenCV kernels
-
-
-def _cv():
-    global _cv2
-    if _cv2 is None:
-        import cv2
-        import numpy as np
-
-        cv2.setNumThreads(1)
-        gx = np.array([[-0.5, 0, 0.5]], np.float32)
-        _K.update(gx=gx, gy=np.ascontiguousarray(gx.T))
-        _cv2 = cv2
-    return _cv2
+# The kernels: one pass over the image in C (``qrate._kernels.frame_sums``, src/qrate/_kernels.c) for
+# every sum the measurements need -- second differences, their global and per-tile sums and sums of
+# squares, the noise blocks' residual sums, the histogram and the centre-weighted Laplacian -- exact
+# integers but for the two centre sums (double, in a fixed order); numpy computes the same sums where
+# the extension was not built (:func:`frame_sums_numpy`). The values agree with the plain numpy
+# definitions in the docstrings (tests/test_features_kernels.py keeps those definitions as the
+# reference, and checks both kernels).
+def compiled_kernel():
+    """``qrate._kernels.frame_sums``, or None where the C extension was not built (then numpy)."""
+    try:
+        from qrate._kernels import frame_sums
+    except ImportError:
+        return None
+    return frame_sums
 
 
 def second_differences(a8: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -116,65 +114,129 @@ def second_differences(a8: np.ndarray) -> tuple[np.ndarray, ...]:
     return h2[1:-1], d_v, d_d, d_a, imm
 
 
-def _var(x: np.ndarray) -> float:
-    """Population variance (double accumulation)."""
-    _, sd = _cv().meanStdDev(x)
-    return float(sd[0, 0]) ** 2
-
-
 def _block_sums(x: np.ndarray, ny: int, nx: int, dtype) -> np.ndarray:
     """Sums over an ny x nx grid of equal blocks (the remainder rows/cols are dropped)."""
     bh, bw = x.shape[0] // ny, x.shape[1] // nx
     return x[: bh * ny, : bw * nx].reshape(ny, bh, nx, bw).sum(axis=(1, 3), dtype=dtype)
 
 
-def _tile_var(d: np.ndarray) -> np.ndarray:
-    """Variance of ``d`` (int16) in each tile of a TILE_GRID x TILE_GRID grid (remainder rows/cols
-    dropped), from exact integer sums."""
+def centre_weights(n: int) -> np.ndarray:
+    """The centre weight along one side of the interior: a Gaussian centred in it, sigma = n / 4."""
     import numpy as np
 
-    g = TILE_GRID
-    n = (d.shape[0] // g) * (d.shape[1] // g)
-    c = d.astype(np.int32)
-    s = _block_sums(c, g, g, np.int64) / n
-    q = _block_sums(c * c, g, g, np.int64) / n
-    return np.maximum(q - s * s, 0.0)
+    return np.exp(-0.5 * ((np.arange(n) - n / 2) / (n / 4)) ** 2)
 
 
-def _block_means(x: np.ndarray, ny: int, nx: int) -> np.ndarray:
-    """Means over an ny x nx grid of equal blocks (the remainder rows/cols are dropped): an area
-    resize by an integer factor is exactly the block mean."""
+class FrameSums:
+    """Every sum :func:`measure` needs, over the interior (the image less a 1-pixel border) of a
+    uint8 image, with lap, dh, dv, dd, da its Laplacian (x + y) and [1 -2 1] second differences:
+    ``glob[k] = (sum, sum of squares)`` of each of them (k in that order), ``tiles[k, 0|1]`` the same
+    per tile of a TILE_GRID x TILE_GRID grid, ``noise`` the sum of |Immerkaer's residual| per
+    NOISE_BLOCK block, ``clipped`` the blocks with a pixel <= 6 or >= 249, ``hist`` the image's
+    histogram, ``centre`` the centre-weighted sums of lap and lap * lap, ``edges`` the edge pixels
+    of the central region (of ``edge_n``: :func:`edge_pixels`) and ``layout`` the sums over a
+    LAYOUT x LAYOUT grid of blocks of the whole image (None below LAYOUT px)."""
+
+    __slots__ = ("n", "tile_n", "glob", "tiles", "noise", "clipped", "hist", "centre", "weight", "edges",
+                 "edge_n", "layout")
+
+    def __init__(self, a8: np.ndarray) -> None:
+        import numpy as np
+
+        h, w = a8.shape
+        ih, iw = h - 2, w - 2
+        g, b = TILE_GRID, NOISE_BLOCK
+        wy, wx = centre_weights(ih), centre_weights(iw)
+        self.n, self.tile_n, self.weight = ih * iw, (ih // g) * (iw // g), float(wy.sum() * wx.sum())
+        self.edge_n = (h - 2 * (h // 4)) * (w - 2 * (w // 4))
+        kernel = compiled_kernel()
+        if kernel is not None:
+            glob, tiles, noise, clipped, hist, centre, self.edges, lay = kernel(a8, h, w, g, b, wx, wy)
+            self.glob = np.frombuffer(glob, np.int64).reshape(5, 2)
+            self.tiles = np.frombuffer(tiles, np.int64).reshape(5, 2, g, g)
+            self.noise = np.frombuffer(noise, np.int64).reshape(ih // b, iw // b)
+            self.clipped = np.frombuffer(clipped, np.uint8).reshape(ih // b, iw // b).astype(bool)
+            self.hist, self.centre = np.frombuffer(hist, np.int64), centre
+            self.layout = np.frombuffer(lay, np.int64).reshape(LAYOUT, LAYOUT) if lay else None
+        else:
+            (self.glob, self.tiles, self.noise, self.clipped, self.hist, self.centre, self.edges,
+             self.layout) = frame_sums_numpy(a8, wx, wy)
+
+    def variance(self, k: int) -> float:
+        """Population variance of quantity k over the interior."""
+        s, q = (float(v) for v in self.glob[k])
+        m = s / self.n
+        return max(0.0, q / self.n - m * m)
+
+    def tile_variance(self, k: int) -> np.ndarray:
+        """Population variance of quantity k in each tile (g x g)."""
+        import numpy as np
+
+        s = self.tiles[k, 0] / self.tile_n
+        return np.maximum(self.tiles[k, 1] / self.tile_n - s * s, 0.0)
+
+
+def frame_sums_numpy(a8: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple:
+    """:class:`FrameSums`'s sums with numpy (where the C extension was not built): the same
+    integers; the centre sums in another (also fixed) order."""
     import numpy as np
 
-    cv2 = _cv()
-    bh, bw = x.shape[0] // ny, x.shape[1] // nx
-    return cv2.resize(np.ascontiguousarray(x[: bh * ny, : bw * nx], dtype=np.float32), (nx, ny),
-                      interpolation=cv2.INTER_AREA)
+    g, b = TILE_GRID, NOISE_BLOCK
+    d_h, d_v, d_d, d_a, residual = second_differences(a8)
+    ds = [d.astype(np.int32) for d in (d_h + d_v, d_h, d_v, d_d, d_a)]
+    sq = [d * d for d in ds]
+    glob = np.array([[d.sum(dtype=np.int64), s.sum(dtype=np.int64)] for d, s in zip(ds, sq)], np.int64)
+    tiles = np.stack([np.stack([_block_sums(d, g, g, np.int64), _block_sums(s, g, g, np.int64)])
+                      for d, s in zip(ds, sq)])
+    ny, nx = residual.shape[0] // b, residual.shape[1] // b
+    if ny and nx:
+        noise = _block_sums(np.abs(residual[:ny * b, :nx * b]).astype(np.int32), ny, nx, np.int64)
+        inner = a8[1:1 + ny * b, 1:1 + nx * b]
+        clipped = ((inner <= 6) | (inner >= 249)).reshape(ny, b, nx, b).any(axis=(1, 3))
+    else:  # smaller than one block
+        noise, clipped = np.zeros((ny, nx), np.int64), np.zeros((ny, nx), bool)
+    hist = np.bincount(a8.ravel(), minlength=256).astype(np.int64)
+    lap = ds[0].astype(np.float64)
+    centre = (float(wy @ (lap @ wx)), float(wy @ ((lap * lap) @ wx)))
+    h, w = a8.shape
+    lay = _block_sums(a8, LAYOUT, LAYOUT, np.int64) if h >= LAYOUT and w >= LAYOUT else None
+    return glob, tiles, noise, clipped, hist, centre, edge_pixels(a8), lay
+
+
+def edge_pixels(a8: np.ndarray) -> int:
+    """The edge pixels of the central region (rows h/4 .. h - h/4, the same for columns; h, w >= 8):
+    where the gradient (central differences) of the 3x3 mean is longer than 8 levels. With S the 3x3
+    sum (9 x the mean) the gradient is (S(x+1) - S(x-1)) / 18 along each axis, so the test is exact
+    in integers: dSx^2 + dSy^2 > (8 x 18)^2 (the C kernel's ``edge_count``)."""
+    import numpy as np
+
+    h, w = a8.shape
+    ch, cw = h // 4, w // 4
+    r = a8[ch - 2 : h - ch + 2, cw - 2 : w - cw + 2].astype(np.int32)  # the region and a 2-pixel margin
+    v = r[:-2] + r[1:-1] + r[2:]
+    s = v[:, :-2] + v[:, 1:-1] + v[:, 2:]  # the 3x3 sums on the region and a 1-pixel margin
+    gx = s[1:-1, 2:] - s[1:-1, :-2]
+    gy = s[2:, 1:-1] - s[:-2, 1:-1]
+    return int(np.count_nonzero(gx * gx + gy * gy > 144 * 144))
 
 
 NOISE_BLOCK = 16
 NOISE_QUANTILE = 0.10
 
 
-def noise_estimate(a8: np.ndarray, residual: np.ndarray | None = None) -> float:
+def noise_estimate(a8: np.ndarray, sums: FrameSums | None = None) -> float:
     """Noise sigma in gray levels: the flattest blocks' mean absolute Immerkaer residual.
     (``a8``: the uint8 image; the residual is the 3x3 mask [1 -2 1; -2 4 -2; 1 -2 1] on the
-    interior (:func:`second_differences`, passed in when already computed), averaged per 16x16
-    block; blocks with a pixel <= 6 or >= 249 are left out.)"""
+    interior (:func:`second_differences`), averaged per 16x16 block; blocks with a pixel <= 6 or
+    >= 249 are left out. ``sums``: the image's :class:`FrameSums`, when already computed.)"""
     import numpy as np
 
-    if residual is None:
-        residual = second_differences(a8)[4]
-    b = NOISE_BLOCK
-    h, w = residual.shape[0] - residual.shape[0] % b, residual.shape[1] - residual.shape[1] % b
-    if h <= 0 or w <= 0:
+    if min(a8.shape) < 3:
         return 0.0
-    ny, nx = h // b, w // b
-    blocks = _block_sums(np.abs(residual[:h, :w]).astype(np.int32), ny, nx, np.int64) / (b * b)
-    inner = a8[1:1 + h, 1:1 + w]
-    clipped = (inner <= 6) | (inner >= 249)
-    unclipped = ~clipped.reshape(ny, b, nx, b).any(axis=(1, 3))
-    sig = blocks[unclipped] * (math.sqrt(math.pi / 2) / 6)
+    if sums is None:
+        sums = FrameSums(a8)
+    b = NOISE_BLOCK
+    sig = sums.noise[~sums.clipped] / (b * b) * (math.sqrt(math.pi / 2) / 6)
     if sig.size < 8:
         return 0.0
     # np.quantile's default (linear) rule, by partial sort
@@ -232,15 +294,18 @@ def flags_for(sharpness: float, mean: float, clip_high: float, clip_low: float, 
 LAYOUT = 16  # the layout thumbnail: 16x16 area means of the analysis image
 
 
-def layout(a: np.ndarray) -> str:
+def layout(a: np.ndarray, sums: np.ndarray | None = None) -> str:
     """A 16x16 thumbnail (area means, 0..255) as 512 hex digits: the scene's layout for visual
-    grouping, compared by normalized correlation (:func:`layout_similarity`)."""
+    grouping, compared by normalized correlation (:func:`layout_similarity`). ``sums``: the blocks'
+    sums (:class:`FrameSums`), when already computed."""
     import numpy as np
 
     h, w = a.shape
     if h < LAYOUT or w < LAYOUT:
         return ""
-    m = _block_means(a, LAYOUT, LAYOUT)
+    if sums is None:
+        sums = _block_sums(a, LAYOUT, LAYOUT, np.int64)
+    m = sums / ((h // LAYOUT) * (w // LAYOUT))
     return np.clip(np.round(m), 0, 255).astype(np.uint8).tobytes().hex()
 
 
@@ -269,30 +334,21 @@ def measure(gray: Image.Image) -> dict:
     h, w = a8.shape
     if h < 8 or w < 8:
         raise ValueError("image too small for features")
-    cv2 = _cv()
-    # second differences along x, y and both diagonals (interior pixels); the Laplacian is x + y
-    d_h, d_v, d_d, d_a, residual = second_differences(a8)
-    lap = d_h + d_v
-    sharp_global = _var(lap)
+    sums = FrameSums(a8)  # 0 the Laplacian (x + y), 1..4 the second differences along x, y and both diagonals
+    sharp_global = sums.variance(0)
     # tile grid: the sharpest of 4x4 tiles counts (a sharp subject on a blurred background)
-    sharp_tile = float(_tile_var(lap).max())
+    sharp_tile = float(sums.tile_variance(0).max())
     # directional: per tile, the weakest of the four second differences (x, y, two diagonals).
     # Motion blur removes detail along one direction only, which the Laplacian (x + y) half hides.
-    sharp_dir = float(np.min(np.stack([_tile_var(d) for d in (d_h, d_v, d_d, d_a)]), axis=0).max())
+    sharp_dir = float(np.min(np.stack([sums.tile_variance(k) for k in (1, 2, 3, 4)]), axis=0).max())
     # motion: the weakest direction's variance over the strongest's, over the whole frame
-    dir_var = [_var(d) for d in (d_h, d_v, d_d, d_a)]
+    dir_var = [sums.variance(k) for k in (1, 2, 3, 4)]
     motion_ratio = min(dir_var) / max(dir_var) if max(dir_var) > 1e-6 else 1.0
-    # centre-weighted: Gaussian weight centred in the frame (sigma = 1/4 of each side). The weight
-    # is separable, so the weighted sums are two matrix-vector products.
-    lapf = lap.astype(np.float32)
-    wy = np.exp(-0.5 * ((np.arange(lap.shape[0]) - lap.shape[0] / 2) / (lap.shape[0] / 4)) ** 2)
-    wx = np.exp(-0.5 * ((np.arange(lap.shape[1]) - lap.shape[1] / 2) / (lap.shape[1] / 4)) ** 2)
-    wsum = wy.sum() * wx.sum()
-    wx32 = wx.astype(np.float32)
-    mean_c = float(wy @ (lapf @ wx32).astype(np.float64) / wsum)
-    sharp_center = max(0.0, float(wy @ ((lapf * lapf) @ wx32).astype(np.float64) / wsum) - mean_c * mean_c)
+    # centre-weighted: Gaussian weight centred in the frame (sigma = 1/4 of each side), separable
+    mean_c = sums.centre[0] / sums.weight
+    sharp_center = max(0.0, sums.centre[1] / sums.weight - mean_c * mean_c)
     # exposure
-    hist = cv2.calcHist([a8], [0], None, [256], [0, 256]).ravel().astype(np.float64)
+    hist = sums.hist.astype(np.float64)
     total = hist.sum()
     cdf = np.cumsum(hist) / total
     p1, p50, p99 = (int(np.searchsorted(cdf, q)) for q in (0.01, 0.5, 0.99))
@@ -301,23 +357,16 @@ def measure(gray: Image.Image) -> dict:
     # noise: Immerkaer's residual (a 3x3 mask that cancels planes and linear ramps), averaged per
     # 16x16 block; the 10th percentile over blocks without clipped pixels. Texture raises a block's
     # value, so the flattest blocks measure the noise (see docs/features.md).
-    noise_sigma = noise_estimate(a8, residual)
-    # saliency proxy: edge density (3x3-smoothed gradient magnitude > 8, central differences) in the
-    # central region; smoothed and differentiated on the centre plus a 2-pixel margin only
-    # (ch, cw >= 2 as h, w >= 8)
-    ch, cw = h // 4, w // 4
-    region = cv2.blur(a8[ch - 2 : h - ch + 2, cw - 2 : w - cw + 2].astype(np.float32), (3, 3),
-                      borderType=cv2.BORDER_REPLICATE)
-    gx = cv2.filter2D(region, cv2.CV_32F, _K["gx"], borderType=cv2.BORDER_REPLICATE)[2:-2, 2:-2]
-    gy = cv2.filter2D(region, cv2.CV_32F, _K["gy"], borderType=cv2.BORDER_REPLICATE)[2:-2, 2:-2]
-    centre = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy))
-    edge_density = float(np.count_nonzero(centre > 8.0) / centre.size) if centre.size else 0.0
+    noise_sigma = noise_estimate(a8, sums)
+    # saliency proxy: edge density (3x3-mean gradient magnitude > 8, central differences) in the
+    # central region
+    edge_density = sums.edges / sums.edge_n
     return {
         "sharpness": sharp_tile, "sharpness_global": sharp_global, "sharpness_dir": sharp_dir,
         "sharpness_center": sharp_center, "mean": mean, "p1": p1, "p50": p50, "p99": p99,
         "clip_low": float(hist[:3].sum() / total), "clip_high": float(hist[253:].sum() / total),
         "noise": noise_sigma, "edge_density": edge_density, "entropy": float(-(prob * np.log2(prob)).sum()),
-        "motion_ratio": motion_ratio, "layout": layout(a8),
+        "motion_ratio": motion_ratio, "layout": layout(a8, sums.layout),
     }
 
 
