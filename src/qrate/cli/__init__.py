@@ -10,7 +10,6 @@ import errno
 import io
 import os
 import sys
-import traceback
 
 import typer
 
@@ -73,9 +72,7 @@ from qrate.cli import learn_cmd, taste_cmd  # noqa: E402,F401  (taste: docs/tast
 
 
 def command_names() -> set[str]:
-    import typer.main
-
-    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    return set(click_command().commands)  # type: ignore[attr-defined]
 
 
 def rewrite_legacy(argv: list[str]) -> list[str]:
@@ -230,11 +227,16 @@ def plain_help(command):
     return command
 
 
+_click_command: list = []  # built once per process: every parameter of every command is converted
+
+
 def click_command():
     """The click command of the app, with help in words (what ``qrate`` runs)."""
-    import typer.main
+    if not _click_command:
+        import typer.main
 
-    return plain_help(typer.main.get_command(app))
+        _click_command.append(plain_help(typer.main.get_command(app)))
+    return _click_command[0]
 
 
 def json_requested(argv: list[str]) -> bool:
@@ -303,10 +305,14 @@ def _run(argv: list[str], debug: bool) -> int:
         return EXIT_ERROR
     except QrateError as e:
         if debug:
+            import traceback
+
             traceback.print_exc()
         return _report(e)
     except Exception as e:  # noqa: BLE001 - last line of defence, one readable line
         if debug:
+            import traceback
+
             traceback.print_exc()
         known = known_error(e)
         if known is not None:
