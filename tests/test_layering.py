@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "qrate"
 
 # layer rank: a module may import only from its own or lower ranks
 RANK = {
-    "errors": 0, "readers": 1, "plan": 1, "ir": 2, "cache": 3, "passes": 4,
+    "errors": 0, "_kernels": 0, "readers": 1, "plan": 1, "ir": 2, "cache": 3, "passes": 4,
     "executor": 5, "frontend": 6, "backends": 6, "demo": 6, "extras": 6, "cli": 7, "tui": 7, "__main__": 8,
 }
 
