@@ -8,7 +8,7 @@
  * the plain numpy definitions.
  *
  * frame_sums(image, h, w, g, nb, wx, wy) -> (glob, tiles, noise, clipped, hist, centre, edges, layout)
- *   image   h*w uint8, row-major
+ *   image   h*w uint8, row-major (any contiguous buffer of h*w bytes is read as such)
  *   g       the tile grid (g x g tiles of the (h-2) x (w-2) interior; remainder rows/cols dropped)
  *   nb      the noise block edge (nb x nb blocks of the interior; remainder dropped)
  *   wx, wy  float64 weights of the interior's columns (w-2) and rows (h-2)
@@ -147,7 +147,7 @@ static inline void layout_sums(const uint8_t *a, Py_ssize_t h, Py_ssize_t w, int
         const uint8_t *row = a + y * w;
         int64_t *o = out + (y / bh) * 16;
         for (Py_ssize_t bx = 0; bx < 16; bx++) {
-            int32_t acc = 0;
+            int64_t acc = 0;  /* a block row can be wider than 2^31 / 255 pixels */
             for (Py_ssize_t x = bx * bw; x < (bx + 1) * bw; x++)
                 acc += row[x];
             o[bx] += acc;
@@ -239,7 +239,11 @@ static PyObject *frame_sums(PyObject *self, PyObject *args) {
     int16_t *buf = NULL;
     int16_t *ebuf = NULL;
     const Py_ssize_t ih = h - 2, iw = w - 2;
-    if (h < 8 || w < 8 || g < 1 || nb < 1 || ih / g < 1 || iw / g < 1 || img.len != h * w
+    if (((uintptr_t)bwx.buf | (uintptr_t)bwy.buf) % sizeof(double)) {  /* read as doubles below */
+        PyErr_SetString(PyExc_ValueError, "frame_sums: the weights are not aligned float64");
+        goto done;
+    }
+    if (h < 8 || w < 8 || h > PY_SSIZE_T_MAX / w || g < 1 || nb < 1 || ih / g < 1 || iw / g < 1 || img.len != h * w
         || bwx.len != (Py_ssize_t)sizeof(double) * iw || bwy.len != (Py_ssize_t)sizeof(double) * ih) {
         PyErr_SetString(PyExc_ValueError, "frame_sums: sizes do not match");
         goto done;

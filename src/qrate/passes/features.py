@@ -143,6 +143,7 @@ class FrameSums:
     def __init__(self, a8: np.ndarray) -> None:
         import numpy as np
 
+        a8 = np.ascontiguousarray(a8, dtype=np.uint8)
         h, w = a8.shape
         ih, iw = h - 2, w - 2
         g, b = TILE_GRID, NOISE_BLOCK
@@ -178,7 +179,7 @@ class FrameSums:
 
 def frame_sums_numpy(a8: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple:
     """:class:`FrameSums`'s sums with numpy (where the C extension was not built): the same
-    integers; the centre sums in another (also fixed) order."""
+    integers, and the centre sums in the same order (:func:`centre_sums`): the same numbers."""
     import numpy as np
 
     g, b = TILE_GRID, NOISE_BLOCK
@@ -196,11 +197,28 @@ def frame_sums_numpy(a8: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple:
     else:  # smaller than one block
         noise, clipped = np.zeros((ny, nx), np.int64), np.zeros((ny, nx), bool)
     hist = np.bincount(a8.ravel(), minlength=256).astype(np.int64)
-    lap = ds[0].astype(np.float64)
-    centre = (float(wy @ (lap @ wx)), float(wy @ ((lap * lap) @ wx)))
+    centre = centre_sums(ds[0], wx, wy)
     h, w = a8.shape
     lay = _block_sums(a8, LAYOUT, LAYOUT, np.int64) if h >= LAYOUT and w >= LAYOUT else None
     return glob, tiles, noise, clipped, hist, centre, edge_pixels(a8), lay
+
+
+def centre_sums(lap: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> tuple[float, float]:
+    """The centre-weighted sums of ``lap`` and ``lap * lap`` in the C kernel's order, so both give
+    the same doubles on every CPU: per row four partial sums (column 4j + m into the m-th, in
+    order), added ((s0 + s1) + s2) + s3; then the rows, in order, each times its weight.
+    ``np.cumsum`` adds strictly in sequence (a matrix product would not: BLAS picks its kernel
+    by CPU)."""
+    import numpy as np
+
+    lap = lap.astype(np.float64)
+    out = []
+    for v in (lap, lap * lap):
+        p = [np.cumsum(v[:, m::4] * wx[m::4], axis=1)[:, -1] if v.shape[1] > m else np.zeros(v.shape[0])
+             for m in range(4)]
+        rows = ((p[0] + p[1]) + p[2]) + p[3]
+        out.append(float(np.cumsum(wy * rows)[-1]))
+    return out[0], out[1]
 
 
 def edge_pixels(a8: np.ndarray) -> int:
@@ -231,7 +249,7 @@ def noise_estimate(a8: np.ndarray, sums: FrameSums | None = None) -> float:
     >= 249 are left out. ``sums``: the image's :class:`FrameSums`, when already computed.)"""
     import numpy as np
 
-    if min(a8.shape) < 3:
+    if min(a8.shape) < 2 + NOISE_BLOCK:  # not one whole block
         return 0.0
     if sums is None:
         sums = FrameSums(a8)
