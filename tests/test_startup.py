@@ -62,6 +62,42 @@ def test_status_imports_no_image_decoder_and_no_plan_models(tmp_path):
     assert "qrate.executor" in got["modules"]
 
 
+def test_the_command_line_is_built_once_per_process(tmp_path, monkeypatch):
+    """Every parameter of every command is converted when the click command is built: a start
+    builds it once (rewrite_legacy used to build a second copy to learn the command names)."""
+    import typer.main
+
+    import qrate.cli as cli
+
+    built = []
+    real = typer.main.get_command
+    monkeypatch.setattr(typer.main, "get_command", lambda app: built.append(1) or real(app))
+    monkeypatch.setattr(cli, "_click_command", [])
+    assert cli.run(["status", "--db", str(tmp_path / "none.sqlite")]) != 0  # no index: an error, after parsing
+    assert cli.run(["status", "--db", str(tmp_path / "none.sqlite")]) != 0
+    assert len(built) == 1
+
+
+_INGEST_PROBE = """
+import sys
+from qrate.executor import IndexOptions, Workspace, run_index
+with Workspace(None) as ws:
+    r = run_index([sys.argv[1]], ws, IndexOptions(workers=1, exiftool_metadata=False))
+    judged = sum(a.features is not None for a in ws.index.assets([sys.argv[1]]))
+print(r.new, r.errors, "cv2" in sys.modules, judged == r.new)
+"""
+
+
+def test_ingest_needs_no_opencv(tmp_path):
+    """Features come from qrate's own kernel (or numpy): indexing a shoot imports no OpenCV, which
+    only the vision extra needs (the test machine has it installed for that extra)."""
+    root = tmp_path / "shoot"
+    n = _shoot(root)
+    p = subprocess.run([sys.executable, "-c", _INGEST_PROBE, str(root)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [str(n), "0", "False", "True"]
+
+
 # -- the pool ----------------------------------------------------------------------------------------
 def _shoot(root) -> int:
     from qrate.demo.synth import ShootSpec, generate_shoot
